@@ -1,0 +1,48 @@
+"""Writing files safely: atomically, and never over something without ``force``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from convcli.errors import OutputError
+
+
+def check_writable(path: str | os.PathLike, *, force: bool = False) -> Path:
+    """Refuse an output path that cannot or must not be written.
+
+    Raises :class:`OutputError` when the folder does not exist, when ``path`` is
+    a folder, or when the file exists and ``force`` is false.  Call this before
+    any work starts, so a doomed run fails early.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"output folder '{folder}' does not exist; create it first")
+    if path.is_dir():
+        raise OutputError(f"output '{path}' is a folder; give a file name")
+    if path.exists() and not force:
+        raise OutputError(f"output '{path}' already exists; use --force to overwrite it")
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    A reader never sees a half-written file, and a failure leaves the old file
+    (if any) untouched.
+    """
+    path = check_writable(path, force=force)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
