@@ -1,0 +1,343 @@
+"""The math: dot and conv layers, forward and backward (numpy only).
+
+The names and call forms are the lab's (``dot_forward(x, w)``,
+``conv_backward(X, w, dA)``), so the lab's own cells run against convcli
+unchanged.  Unlike the lab, every backward pass scales by its upstream
+gradient, and a kernel too large for the image is an error rather than an
+empty array.
+
+"Convolution" here is what deep learning means by it: 2-D cross-correlation,
+``A[y, x] = sum_ij Xp[y*sh + i, x*sw + j] * w[i, j]`` over the padded image
+``Xp`` -- the same as ``scipy.signal.correlate2d`` and torch's ``conv2d``.
+``flip=True`` rotates the kernel by 180 degrees first, which is true
+convolution (``scipy.signal.convolve2d``).
+"""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+
+from convcli.errors import ParameterError, ShapeError
+
+Padding = Union[str, int, "tuple[int, int]"]
+
+#: ``border`` names and the :func:`numpy.pad` mode each one means.
+BORDERS = {"zero": "constant", "reflect": "reflect", "symmetric": "symmetric", "edge": "edge", "wrap": "wrap"}
+PADDING_NAMES = ("valid", "same", "full")
+
+
+# ----------------------------------------------------------------------------- dot
+
+
+def dot_forward(x, w) -> float:
+    """The Dot layer: ``sum(x * w)``.
+
+    Parameters
+    ----------
+    x, w : array_like, the same shape (the lab uses ``(F, F)``)
+
+    Returns
+    -------
+    float
+    """
+    x, w = _as_float(x, "x"), _as_float(w, "w")
+    _same_shape(x, w, "x", "w")
+    return float(np.sum(x * w))
+
+
+def dot_backward(x, w, da=1.0) -> dict:
+    """Backward pass of :func:`dot_forward`.
+
+    With ``a = sum(x * w)`` and upstream gradient ``da = dL/da`` (a scalar),
+    the chain rule gives ``dL/dx = da * w`` and ``dL/dw = da * x``.
+
+    Returns
+    -------
+    dict
+        ``{'x': dx, 'w': dw}``, each of the inputs' common shape.
+    """
+    x, w = _as_float(x, "x"), _as_float(w, "w")
+    _same_shape(x, w, "x", "w")
+    da = 1.0 if da is None else da
+    da_arr = np.asarray(da, dtype=np.float64)
+    if da_arr.size != 1:
+        raise ShapeError(f"da must be a scalar (the Dot layer's output is one number); got shape {da_arr.shape}")
+    da = float(da_arr.reshape(()))
+    return {"x": da * w, "w": da * x}
+
+
+# ----------------------------------------------------------------------------- conv
+
+
+def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = False, border: str = "zero"):
+    """The Conv layer: 2-D cross-correlation of images with kernels.
+
+    Parameters
+    ----------
+    X : array_like, shape ``(H, W)`` or a batch ``(N, H, W)``
+        Converted to float64 (uint8 MNIST images work).
+    w : array_like, shape ``(Fh, Fw)`` or a bank ``(K, Fh, Fw)``
+        Any size, including even and non-square kernels.
+    padding : "valid", "same", "full", int or (ph, pw)
+        ``valid`` adds nothing, ``full`` adds ``F - 1`` on each side, ``same``
+        adds ``(F - 1) // 2`` top/left and the rest bottom/right (as
+        ``scipy.signal.correlate2d(mode="same")`` and torch) and needs stride 1.
+    stride : int or (sh, sw), each >= 1
+    flip : bool
+        Rotate the kernel by 180 degrees first (true convolution).
+    border : {"zero", "reflect", "symmetric", "edge", "wrap"}
+        How the padding is filled (the :func:`numpy.pad` modes; ``zero`` is 0).
+
+    Returns
+    -------
+    A : ndarray of float64, shape ``(N?, K?, H', W')``
+        ``N`` only for a batch, ``K`` only for a bank, and
+        ``H' = (H + pad_top + pad_bottom - Fh) // sh + 1`` (likewise ``W'``).
+
+    Raises
+    ------
+    ShapeError
+        When the kernel is larger than the padded image, or an array has the
+        wrong number of dimensions.
+    ParameterError
+        For a bad ``padding``, ``stride`` or ``border``.
+
+    Examples
+    --------
+    >>> conv_forward([[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[1, 0], [0, -1]])
+    array([[-4., -4.],
+           [-4., -4.]])
+    """
+    X3, w3, squeeze = _prepare(X, w)
+    pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+    if flip:
+        w3 = w3[:, ::-1, ::-1]
+    Xp = _pad(X3, pads, border)
+    A = _correlate(Xp, w3, strides)
+    return _squeeze(A, squeeze)
+
+
+def conv_backward(X, w, dA=None, *, padding: Padding = "valid", stride=1, flip: bool = False, border: str = "zero"):
+    """Backward pass of :func:`conv_forward`.
+
+    Each output element is a Dot layer over one window of the padded image,
+    ``A[n, k, y, x] = dot(Xp[n, window(y, x)], w[k])``, so the chain rule sums
+    the Dot layer's gradients over every window where a value was used:
+
+    - ``dw[k] = sum_{n, y, x} dA[n, k, y, x] * Xp[n, window(y, x)]``
+    - ``dXp[n, window(y, x)] += sum_k dA[n, k, y, x] * w[k]``
+
+    and ``dX`` is ``dXp`` carried back through the padding (cropped for zero
+    padding; folded back onto the pixels they copy for the other borders).
+
+    Parameters
+    ----------
+    X, w, padding, stride, flip, border
+        As for :func:`conv_forward`.
+    dA : array_like, the output's shape, optional
+        The upstream gradient ``dL/dA``.  All ones when omitted (the lab's default).
+
+    Returns
+    -------
+    dict
+        ``{'X': dX, 'w': dw}`` with X's and w's shapes.  For a batch, ``dw``
+        sums over the batch.
+    """
+    X3, w3, squeeze = _prepare(X, w)
+    pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+    w_eff = w3[:, ::-1, ::-1] if flip else w3
+    Xp = _pad(X3, pads, border)
+    out_shape = _output_hw(Xp.shape[1:], w3.shape[1:], strides)
+    full_shape = (X3.shape[0], w3.shape[0]) + out_shape
+    dA4 = _upstream(dA, full_shape, squeeze)
+
+    dXp = np.zeros_like(Xp)
+    dw_eff = np.empty_like(w_eff)
+    for i, j, window in _windows(Xp, w_eff.shape[1:], out_shape, strides):
+        # tap (i, j) of every kernel met every pixel of this shifted window
+        dw_eff[:, i, j] = np.einsum("nkyx,nyx->k", dA4, window, optimize=True)
+        view = dXp[:, i : i + out_shape[0] * strides[0] : strides[0], j : j + out_shape[1] * strides[1] : strides[1]]
+        view += np.einsum("nkyx,k->nyx", dA4, w_eff[:, i, j], optimize=True)
+
+    dw3 = dw_eff[:, ::-1, ::-1] if flip else dw_eff
+    dX3 = _unpad(dXp, X3.shape, pads, border)
+    dX = dX3[0] if squeeze[0] else dX3
+    dw = dw3[0] if squeeze[1] else dw3
+    return {"X": dX, "w": np.ascontiguousarray(dw)}
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def pad_widths(padding: Padding, kernel_shape, stride=1) -> "tuple[tuple[int, int], tuple[int, int]]":
+    """How many rows and columns ``padding`` adds on each side.
+
+    Parameters
+    ----------
+    padding : "valid", "same", "full", int or (ph, pw)
+    kernel_shape : (Fh, Fw)
+    stride : int or (sh, sw)
+
+    Returns
+    -------
+    ((top, bottom), (left, right))
+
+    Examples
+    --------
+    >>> pad_widths("same", (4, 3))
+    ((1, 2), (1, 1))
+    """
+    fh, fw = (int(n) for n in kernel_shape)
+    strides = _pair(stride, "stride", minimum=1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0), (0, 0))
+        if padding == "full":
+            return ((fh - 1, fh - 1), (fw - 1, fw - 1))
+        if padding == "same":
+            if strides != (1, 1):
+                raise ParameterError(f"padding 'same' needs stride 1; got stride {stride!r}")
+            return (((fh - 1) // 2, fh - 1 - (fh - 1) // 2), ((fw - 1) // 2, fw - 1 - (fw - 1) // 2))
+        raise ParameterError(
+            f"padding must be one of {', '.join(PADDING_NAMES)}, a whole number or a pair; got {padding!r}"
+        )
+    ph, pw = _pair(padding, "padding", minimum=0)
+    return ((ph, ph), (pw, pw))
+
+
+def _pair(value, name: str, *, minimum: int) -> "tuple[int, int]":
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    items = value if isinstance(value, (tuple, list, np.ndarray)) else (value, value)
+    if len(items) != 2:
+        raise ParameterError(f"{name} must be a whole number or a pair of them; got {value!r}")
+    out = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise ParameterError(f"{name} must be a whole number or a pair of them; got {value!r}")
+        if item < minimum:
+            raise ParameterError(f"{name} must be >= {minimum}; got {value!r}")
+        out.append(int(item))
+    return out[0], out[1]
+
+
+def _geometry(image_hw, kernel_hw, padding, stride):
+    """Validated pad widths and strides; refuses a kernel larger than the padded image."""
+    pads = pad_widths(padding, kernel_hw, stride)
+    strides = _pair(stride, "stride", minimum=1)
+    padded = (image_hw[0] + sum(pads[0]), image_hw[1] + sum(pads[1]))
+    if kernel_hw[0] > padded[0] or kernel_hw[1] > padded[1]:
+        raise ShapeError(
+            f"kernel of shape {tuple(kernel_hw)} is larger than the image of shape {tuple(image_hw)}"
+            f" padded to {padded} (padding {padding!r}); use a smaller kernel or more padding"
+        )
+    return pads, strides
+
+
+def _output_hw(padded_hw, kernel_hw, strides) -> "tuple[int, int]":
+    return tuple((p - f) // s + 1 for p, f, s in zip(padded_hw, kernel_hw, strides))
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _correlate(Xp: np.ndarray, w: np.ndarray, strides) -> np.ndarray:
+    """Cross-correlate padded images ``(N, Hp, Wp)`` with kernels ``(K, Fh, Fw)``.
+
+    Returns ``(N, K, H', W')``.  Loops over kernel taps only: each tap adds a
+    shifted, strided view of the whole batch times that tap's weights.
+    """
+    n, k = Xp.shape[0], w.shape[0]
+    out_hw = _output_hw(Xp.shape[1:], w.shape[1:], strides)
+    A = np.zeros((n, k) + out_hw)
+    for i, j, window in _windows(Xp, w.shape[1:], out_hw, strides):
+        A += window[:, None, :, :] * w[None, :, i, j, None, None]
+    return A
+
+
+def _windows(Xp: np.ndarray, kernel_hw, out_hw, strides):
+    """Yield ``(i, j, view)`` for every kernel tap: the pixels tap (i, j) meets, shape ``(N, H', W')``."""
+    (sh, sw), (oh, ow) = strides, out_hw
+    for i in range(kernel_hw[0]):
+        for j in range(kernel_hw[1]):
+            yield i, j, Xp[:, i : i + oh * sh : sh, j : j + ow * sw : sw]
+
+
+def _pad(X3: np.ndarray, pads, border: str) -> np.ndarray:
+    """Pad a batch ``(N, H, W)`` on its last two axes."""
+    mode = _border_mode(border)
+    if pads == ((0, 0), (0, 0)):
+        return X3
+    return np.pad(X3, ((0, 0),) + tuple(pads), mode=mode)
+
+
+def _unpad(dXp: np.ndarray, x_shape, pads, border: str) -> np.ndarray:
+    """The adjoint of :func:`_pad`: carry a gradient on the padded grid back to the pixels.
+
+    Zero padding just crops.  For the other borders each padded cell is a copy
+    of some pixel, found by padding an array of pixel numbers the same way; its
+    gradient is added to that pixel (``np.bincount`` sums the repeats).
+    """
+    n, h, w = x_shape
+    (top, bottom), (left, right) = pads
+    if _border_mode(border) == "constant":
+        return np.ascontiguousarray(dXp[:, top : top + h, left : left + w])
+    source = np.pad(np.arange(h * w).reshape(h, w), pads, mode=_border_mode(border)).ravel()
+    offsets = (np.arange(n) * (h * w))[:, None]
+    flat = np.bincount((source[None, :] + offsets).ravel(), weights=dXp.reshape(n, -1).ravel(), minlength=n * h * w)
+    return flat.reshape(x_shape)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _as_float(a, name: str) -> np.ndarray:
+    try:
+        return np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ShapeError(f"{name} must be an array of numbers; got {type(a).__name__} ({exc})") from None
+
+
+def _same_shape(x: np.ndarray, w: np.ndarray, xname: str, wname: str) -> None:
+    if x.shape != w.shape:
+        raise ShapeError(f"{xname} and {wname} must have the same shape; got {xname} {x.shape} and {wname} {w.shape}")
+
+
+def _prepare(X, w):
+    """float64 ``(N, H, W)`` images and ``(K, Fh, Fw)`` kernels, and which axes to squeeze out."""
+    X, w = _as_float(X, "X"), _as_float(w, "w")
+    if X.ndim not in (2, 3):
+        raise ShapeError(f"X must have shape (H, W) or (N, H, W); got shape {X.shape}")
+    if w.ndim not in (2, 3):
+        raise ShapeError(f"w must have shape (Fh, Fw) or (K, Fh, Fw); got shape {w.shape}")
+    if 0 in X.shape or 0 in w.shape:
+        raise ShapeError(f"X and w must not be empty; got X {X.shape} and w {w.shape}")
+    squeeze = (X.ndim == 2, w.ndim == 2)
+    return (X[None] if squeeze[0] else X), (w[None] if squeeze[1] else w), squeeze
+
+
+def _squeeze(A: np.ndarray, squeeze) -> np.ndarray:
+    if squeeze[1]:
+        A = A[:, 0]
+    if squeeze[0]:
+        A = A[0]
+    return A
+
+
+def _upstream(dA, full_shape, squeeze) -> np.ndarray:
+    """The upstream gradient as ``(N, K, H', W')``; all ones when ``dA`` is None."""
+    if dA is None:
+        return np.ones(full_shape)
+    dA = _as_float(dA, "dA")
+    expected = tuple(d for d, drop in zip(full_shape, (squeeze[0], squeeze[1], False, False)) if not drop)
+    if dA.shape != expected:
+        raise ShapeError(f"dA must have the output's shape {expected}; got shape {dA.shape}")
+    return dA.reshape(full_shape)
+
+
+def _border_mode(border: str) -> str:
+    try:
+        return BORDERS[border]
+    except (KeyError, TypeError):
+        raise ParameterError(f"border must be one of {', '.join(BORDERS)}; got {border!r}") from None
