@@ -1,0 +1,49 @@
+"""The core stays free of the CLI's dependencies, and the package is laid out as promised."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import convcli
+
+#: every module of the package except the CLI layer (cli*.py, __main__.py)
+CORE = sorted(
+    f"convcli.{path.stem}"
+    for path in Path(convcli.__file__).parent.glob("*.py")
+    if not path.stem.startswith(("cli", "__main__", "_cli"))
+)
+
+
+def test_the_core_modules_are_there():
+    assert {"convcli.layers", "convcli.checking", "convcli.errors", "convcli.render"} <= set(CORE)
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_core_module_imports_neither_click_nor_rich(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('click', 'rich') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_version_and_help_import_nothing_heavy():
+    code = (
+        "import sys; from click.testing import CliRunner; from convcli.cli import cli; "
+        "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; "
+        "print(sorted(m for m in ('scipy', 'PIL', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_python_dash_m_and_version():
+    from convcli import __version__
+
+    out = subprocess.run([sys.executable, "-m", "convcli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"convcli, version {__version__}"
+    help_out = subprocess.run([sys.executable, "-m", "convcli", "-h"], capture_output=True, text=True)
+    assert help_out.returncode == 0
+    for command in ("convolve", "filters", "gradcheck"):
+        assert command in help_out.stdout
