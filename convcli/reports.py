@@ -1,0 +1,266 @@
+"""Checker reports as text rows, JSON and JUnit XML (no click, no rich).
+
+A gradcheck run produces one :class:`CheckRecord` per check (``dot_forward``,
+``conv_backward:X``, ``conv_backward[padding=same,stride=1]:w``...).  A
+:class:`CheckReport` holds them with the settings they ran under, and the
+functions below render it:
+
+- :func:`table_rows` and :func:`summary_line`: the cells of the text table
+  (the command line draws them with rich) and the one-line verdict;
+- :func:`to_json`: the document ``--format json`` prints;
+- :func:`to_junit`: JUnit XML, one ``<testcase>`` per check, for CI systems.
+
+Records are plain data (:meth:`CheckRecord.to_dict` / :meth:`CheckRecord.from_dict`),
+so a child process can send them back as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+#: What a check can come to.  A skipped check (its function is absent) counts as passed.
+STATUSES = ("pass", "fail", "skip")
+
+#: Column headings of the text table, in the order of :func:`table_rows`' cells.
+TABLE_COLUMNS = ("check", "result", "max abs err", "max rel err", "worst index", "message")
+
+
+@dataclass
+class CheckRecord:
+    """The verdict on one check.
+
+    ``kind`` is ``"forward"`` (an output compared with a reference; ``input`` is
+    None and ``expected``/``actual`` hold the worst element) or ``"backward"``
+    (a gradient compared with finite differences; ``numerical``/``analytical``
+    hold the worst element).  ``crashed`` marks a failure where the code did not
+    return at all (it raised, timed out or ended the process): JUnit reports it
+    as an ``<error>`` rather than a ``<failure>``.
+    """
+
+    name: str
+    function: str
+    kind: str
+    status: str
+    message: str = ""
+    input: "str | None" = None
+    max_abs_error: "float | None" = None
+    max_rel_error: "float | None" = None
+    worst_index: "list[int] | None" = None
+    numerical: "float | None" = None
+    analytical: "float | None" = None
+    expected: "float | None" = None
+    actual: "float | None" = None
+    crashed: bool = False
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}; got {self.status!r}")
+        if self.worst_index is not None:
+            self.worst_index = [int(i) for i in self.worst_index]
+
+    @property
+    def passed(self) -> bool:
+        """True for a passed or skipped check."""
+        return self.status != "fail"
+
+    def to_dict(self) -> "dict[str, Any]":
+        """Plain data (JSON-safe except for non-finite floats, see :func:`to_json`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: "dict[str, Any]") -> "CheckRecord":
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+@dataclass
+class CheckReport:
+    """Every check of one run and what it ran under.
+
+    ``target`` is ``"convcli"`` for the self-check or the implementation file's
+    path; ``settings`` holds eps/atol/rtol/mode (and, for a file, size,
+    kernel_size and timeout).
+    """
+
+    checks: "list[CheckRecord]"
+    seed: int
+    settings: "dict[str, Any]"
+    target: str = "convcli"
+    version: str = ""
+    impl: "str | None" = None
+    seconds: float = 0.0
+    timestamp: "str | None" = None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def count(self, status: str) -> int:
+        return sum(check.status == status for check in self.checks)
+
+    @property
+    def crashed(self) -> int:
+        return sum(check.status == "fail" and check.crashed for check in self.checks)
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def format_error(value: "float | None") -> str:
+    """An error size for the table: ``3.2e-07``, or ``-`` when there is none."""
+    if value is None:
+        return "-"
+    return f"{value:.1e}" if math.isfinite(value) else str(value)
+
+
+def format_index(index: "list[int] | None") -> str:
+    return "-" if index is None else "[" + ", ".join(str(i) for i in index) + "]"
+
+
+def table_rows(report: CheckReport) -> "list[tuple[str, str, str, str, str, str]]":
+    """One row of cells per check, in :data:`TABLE_COLUMNS` order."""
+    return [
+        (
+            check.name,
+            check.status.upper(),
+            format_error(check.max_abs_error),
+            format_error(check.max_rel_error),
+            format_index(check.worst_index),
+            check.message,
+        )
+        for check in report.checks
+    ]
+
+
+def summary_line(report: CheckReport) -> str:
+    """``"FAILED: 6 checks of lab.py: 3 passed, 3 failed (1 crashed), 0 skipped (seed 0)"``."""
+    total = len(report.checks)
+    failed = report.count("fail")
+    crashed = f" ({report.crashed} crashed)" if report.crashed else ""
+    verdict = "PASSED" if report.passed else "FAILED"
+    return (
+        f"{verdict}: {total} check{'s' if total != 1 else ''} of {report.target}: "
+        f"{report.count('pass')} passed, {failed} failed{crashed}, {report.count('skip')} skipped "
+        f"(seed {report.seed})"
+    )
+
+
+def to_text(report: CheckReport) -> str:
+    """A plain-text table (for logs without rich), then the summary line."""
+    rows = [TABLE_COLUMNS] + table_rows(report)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
+    return "\n".join(line.rstrip() for line in lines) + "\n" + summary_line(report) + "\n"
+
+
+# ----------------------------------------------------------------------------- JSON
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN or infinity: they become null (the message still says what happened)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def report_dict(report: CheckReport) -> "dict[str, Any]":
+    """The JSON document as Python data."""
+    checks = []
+    for check in report.checks:
+        data = {key: _finite_or_none(value) for key, value in check.to_dict().items()}
+        data["passed"] = check.passed
+        checks.append(data)
+    return {
+        "convcli_version": report.version,
+        "passed": report.passed,
+        "seed": report.seed,
+        "target": report.target,
+        "impl": report.impl,
+        "settings": dict(report.settings),
+        "summary": {
+            "total": len(report.checks),
+            "passed": report.count("pass"),
+            "failed": report.count("fail"),
+            "skipped": report.count("skip"),
+        },
+        "checks": checks,
+    }
+
+
+def to_json(report: CheckReport) -> str:
+    """The JSON report, strictly valid (no NaN), ending in a newline."""
+    return json.dumps(report_dict(report), indent=2, allow_nan=False) + "\n"
+
+
+# ----------------------------------------------------------------------------- JUnit XML
+
+# XML 1.0 forbids most control characters, and an exception message from user code may hold them.
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _details(check: CheckRecord) -> str:
+    """The body of a ``<failure>``: the message and every number, one per line."""
+    lines = [check.message]
+    for key in ("max_abs_error", "max_rel_error", "worst_index", "numerical", "analytical", "expected", "actual"):
+        value = getattr(check, key)
+        if value is not None:
+            lines.append(f"{key}: {value}")
+    return _xml_text("\n".join(lines))
+
+
+def to_junit(report: CheckReport, *, suite: str = "convcli.gradcheck") -> str:
+    """JUnit XML: ``<testsuites>`` holding one ``<testsuite name="convcli.gradcheck">``.
+
+    Each check is a ``<testcase classname="convcli.gradcheck.<target stem>"
+    name="<check name>">``; a wrong result carries ``<failure message=...>``, a
+    crash (exception, timeout, dead process) ``<error message=...>``, and an
+    absent function ``<skipped/>``.  This is the shape Jenkins, GitLab, GitHub
+    Actions reporters and pytest's ``--junitxml`` share.
+    """
+    classname = f"{suite}.{_stem(report.target)}"
+    failures = sum(c.status == "fail" and not c.crashed for c in report.checks)
+    counts = {
+        "tests": str(len(report.checks)),
+        "failures": str(failures),
+        "errors": str(report.crashed),
+        "skipped": str(report.count("skip")),
+        "time": f"{report.seconds:.3f}",
+    }
+    root = ET.Element("testsuites", {"name": "convcli", **counts})
+    attributes = {"name": suite, **counts}
+    if report.timestamp:
+        attributes["timestamp"] = report.timestamp
+    testsuite = ET.SubElement(root, "testsuite", attributes)
+    properties = ET.SubElement(testsuite, "properties")
+    values = {"convcli_version": report.version, "seed": report.seed, "target": report.target, **report.settings}
+    for key, value in values.items():
+        ET.SubElement(properties, "property", {"name": key, "value": _xml_text(str(value))})
+    for check in report.checks:
+        case = ET.SubElement(
+            testsuite, "testcase", {"classname": classname, "name": _xml_text(check.name), "time": f"{check.seconds:.3f}"}
+        )
+        if check.status == "skip":
+            ET.SubElement(case, "skipped", {"message": _xml_text(check.message)})
+        elif check.status == "fail":
+            tag, kind = ("error", "Crash") if check.crashed else ("failure", "WrongResult")
+            element = ET.SubElement(case, tag, {"message": _xml_text(check.message), "type": kind})
+            element.text = _details(check)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _stem(target: str) -> str:
+    """``"course/hw1/lab.py"`` -> ``"lab"``; dots would read as packages in a classname."""
+    name = re.split(r"[\\/]", target)[-1]
+    stem = name[:-3] if name.endswith(".py") else name
+    return stem.replace(".", "_") or "convcli"
