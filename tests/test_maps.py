@@ -1,0 +1,168 @@
+"""Activation maps (convcli.maps) and writing them (convcli.mapfiles, via convcli.images)."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+from scipy import ndimage, signal
+
+from convcli.errors import OutputError, ParameterError, ShapeError
+from convcli.images import encode_png, output_format, render_png, write_map
+from convcli.maps import Verification, convolve_map, map_stats, preview_levels, scipy_reference, verify_map
+
+RNG = np.random.default_rng(11)
+SCIPY_MODES = {"reflect": "mirror", "symmetric": "reflect", "edge": "nearest", "wrap": "wrap"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 12), st.integers(3, 12), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from(["valid", "same", "full", 0, 1, 2]), st.integers(1, 3), st.booleans(),
+       st.sampled_from(["zero", "reflect", "symmetric", "edge", "wrap"]), st.integers(0, 2**31))
+def test_convolve_map_matches_scipy(h, w, fh, fw, padding, stride, flip, border, seed):
+    rng = np.random.default_rng(seed)
+    X, k = rng.normal(size=(h, w)), rng.normal(size=(fh, fw))
+    if padding == "same":
+        stride = 1
+    A = convolve_map(X, k, padding=padding, stride=stride, flip=flip, border=border)
+    ref = scipy_reference(X, k, padding=padding, stride=stride, flip=flip, border=border)
+    np.testing.assert_allclose(A, ref, atol=1e-12)
+    assert verify_map(X, k, A, padding=padding, stride=stride, flip=flip, border=border).passed
+
+
+def test_reference_is_independent_of_convcli_padding():
+    """scipy.ndimage.correlate with its own border modes gives the 'same' maps too."""
+    X, k = RNG.normal(size=(9, 8)), RNG.normal(size=(3, 3))
+    for border, mode in SCIPY_MODES.items():
+        ours = convolve_map(X, k, padding="same", border=border)
+        np.testing.assert_allclose(ours, ndimage.correlate(X, k, mode=mode), atol=1e-12)
+    np.testing.assert_allclose(convolve_map(X, k, padding="same"), signal.correlate2d(X, k, mode="same"), atol=1e-12)
+    np.testing.assert_allclose(convolve_map(X, k, padding="full", flip=True), signal.convolve2d(X, k), atol=1e-12)
+
+
+def test_colour_channels_are_convolved_separately():
+    X, k = RNG.normal(size=(7, 6, 3)), RNG.normal(size=(3, 2))
+    A = convolve_map(X, k, padding=1, stride=2)
+    assert A.shape == (4, 4, 3)
+    for c in range(3):
+        np.testing.assert_allclose(A[..., c], convolve_map(X[..., c], k, padding=1, stride=2))
+    assert verify_map(X, k, A, padding=1, stride=2)
+
+
+def test_kernel_larger_than_image_names_both():
+    with pytest.raises(ShapeError) as err:
+        convolve_map(np.ones((2, 2)), np.ones((3, 3)), names=("'a.png'", "'box'"))
+    assert str(err.value) == ("kernel 'box' (3x3) is larger than the image 'a.png' (2x2); use a smaller kernel or "
+                              "--padding same/full")
+    with pytest.raises(ShapeError, match=r"\(2x2, 4x4 after padding 1\)"):
+        convolve_map(np.ones((2, 2)), np.ones((5, 5)), padding=1)
+    assert convolve_map(np.ones((2, 2)), np.ones((3, 3)), padding="same").shape == (2, 2)
+
+
+def test_verification_reports_a_wrong_map():
+    X, k = RNG.normal(size=(6, 6)), RNG.normal(size=(3, 3))
+    A = convolve_map(X, k)
+    bad = A.copy()
+    bad[2, 3] += 1e-3
+    check = verify_map(X, k, bad)
+    assert not check and check.max_abs_diff == pytest.approx(1e-3)
+    assert str(check).startswith("conv check FAILED: largest |convcli - scipy.signal.correlate2d| = 0.001 (tolerance")
+    assert verify_map(X, k, A[:-1]).max_abs_diff == float("inf")
+    assert str(Verification(0.0, 1e-9)) == ("conv check passed: largest |convcli - scipy.signal.correlate2d| = 0 "
+                                            "(tolerance 1e-09)")
+
+
+def test_map_stats():
+    stats = map_stats(np.array([[1.0, -2.0], [4.0, 5.0]]))
+    assert (stats.shape, stats.min, stats.max, stats.mean) == ((2, 2), -2.0, 5.0, 2.0)
+    assert str(stats) == "shape 2x2  min -2  max 5  mean 2"
+
+
+def test_preview_levels_shrinks_and_keeps_thin_edges():
+    A = np.zeros((100, 60))
+    A[40, :] = 9.0  # a one-pixel line
+    small = preview_levels(A, max_width=20, max_height=20)
+    assert small.shape == (20, 12) and small.dtype == np.uint8
+    assert (small[8] == 255).all() and (np.delete(small, 8, axis=0) == 0).all()
+    same = preview_levels(A[:10, :10], max_width=20, max_height=20)
+    assert same.shape == (10, 10)
+    colour = preview_levels(RNG.random((50, 50, 3)), max_width=10, max_height=10)
+    assert colour.shape == (10, 10, 3)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def minmax(A):
+    """The issue's minmax formula, typed in independently."""
+    return np.rint(255 * (A - A.min()) / (A.max() - A.min())).astype(np.uint8)
+
+
+def test_write_png_npy_tiff(tmp_path):
+    A = RNG.normal(0, 50, (6, 9))
+    write_map(tmp_path / "m.png", A)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), minmax(A))
+    assert Image.open(tmp_path / "m.png").mode == "L"
+    write_map(tmp_path / "m.npy", A)
+    loaded = np.load(tmp_path / "m.npy")
+    assert loaded.dtype == np.float64 and np.array_equal(loaded, A)
+    for ext in ("tif", "TIFF"):
+        write_map(tmp_path / f"m.{ext}", A)
+        image = Image.open(tmp_path / f"m.{ext}")
+        assert image.mode == "F"
+        np.testing.assert_array_equal(np.asarray(image), A.astype(np.float32))
+    assert sorted(os.listdir(tmp_path)) == ["m.TIFF", "m.npy", "m.png", "m.tif"]  # no temporary files left
+
+
+@pytest.mark.parametrize("mode, formula", [
+    ("minmax", minmax),
+    ("abs", lambda A: np.rint(255 * np.abs(A) / np.abs(A).max()).astype(np.uint8)),
+    ("clip", lambda A: np.clip(np.rint(A), 0, 255).astype(np.uint8)),
+    ("signed", lambda A: np.rint(127.5 + 127.5 * A / np.abs(A).max()).astype(np.uint8)),
+])
+def test_png_normalizations(tmp_path, mode, formula):
+    A = np.array([[-300.0, -10.4, 0.0], [0.6, 100.5, 260.0]])
+    write_map(tmp_path / "n.png", A, normalize=mode)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), formula(A))
+
+
+def test_png_size_and_colour(tmp_path):
+    A = RNG.normal(size=(3, 5, 3))
+    write_map(tmp_path / "c.png", A, size=20)
+    image = Image.open(tmp_path / "c.png")
+    assert image.mode == "RGB" and image.size == (20, 12)
+    pixels = np.asarray(image)
+    np.testing.assert_array_equal(pixels[::4, ::4], minmax(A))  # nearest neighbour, factor 4
+    with pytest.raises(OutputError, match=r"TIFF output holds one channel; this map has shape \(3, 5, 3\)"):
+        write_map(tmp_path / "c.tif", A)
+    write_map(tmp_path / "g.tif", A[..., :1])  # one channel is fine
+    with pytest.raises(ParameterError, match="size 100000 would make a picture of 6,000,000,000 pixels"):
+        render_png(A, size=100_000)
+
+
+def test_write_refusals_leave_files_alone(tmp_path):
+    target = tmp_path / "keep.png"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputError) as err:
+        write_map(target, np.ones((2, 2)))
+    assert str(err.value) == f"output '{target}' already exists; use --force to overwrite it"
+    assert target.read_bytes() == b"precious"
+    write_map(target, np.ones((2, 2)), force=True)
+    assert target.read_bytes().startswith(b"\x89PNG")
+    with pytest.raises(OutputError, match="output folder '.*missing' does not exist; create it first"):
+        write_map(tmp_path / "missing" / "m.png", np.ones((2, 2)))
+    with pytest.raises(OutputError) as err:
+        write_map(tmp_path / "m.jpg", np.ones((2, 2)))
+    assert str(err.value) == f"output '{tmp_path / 'm.jpg'}' has extension '.jpg'; accepted: .png, .npy, .tif, .tiff"
+    with pytest.raises(OutputError, match="has no extension"):
+        output_format("map")
+    assert sorted(os.listdir(tmp_path)) == ["keep.png"]
+
+
+def test_encode_png_checks_its_input():
+    assert encode_png(np.zeros((2, 3), np.uint8)).startswith(b"\x89PNG")
+    assert Image.open(__import__("io").BytesIO(encode_png(np.zeros((2, 3, 1), np.uint8)))).mode == "L"
+    with pytest.raises(ParameterError, match=r"encode_png needs uint8 \(H, W\) or \(H, W, 3\); got float64 \(2, 2\)"):
+        encode_png(np.zeros((2, 2)))
