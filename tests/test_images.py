@@ -6,7 +6,6 @@ import struct
 import sys
 import tracemalloc
 import types
-import zlib
 
 import numpy as np
 import pytest
@@ -17,7 +16,7 @@ from PIL import Image
 from convcli import images, pictures
 from convcli.errors import ImageFormatError, ParameterError
 from convcli.images import default_sample, open_source, parse_indices, read_image, sample_paths
-from helpers_images import IDX_CODES, fashion_mnist_dir, idx_bytes, png_bytes, read_idx_gz
+from helpers_images import IDX_CODES, fashion_mnist_dir, idx_bytes, png_bytes, png_header, read_idx_gz
 
 RNG = np.random.default_rng(3)
 
@@ -346,15 +345,6 @@ def test_exif_orientation_is_applied(tmp_path):
     source = open_source(tmp_path / "rotated.png")
     assert source.shape == (4, 3)
     np.testing.assert_array_equal(source.read()[0], np.rot90(grey, k=-1))
-
-
-def png_header(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR claiming width x height (8-bit grey), then a tiny IDAT and IEND."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
 
 
 def test_decompression_bombs(tmp_path, monkeypatch):
