@@ -1,0 +1,159 @@
+"""Running :mod:`convcli._labworker` in a child process, with a timeout per function.
+
+The two sides talk in JSON lines:
+
+- the parent writes one job on the child's stdin: the file, the settings, the
+  random inputs of each function and which functions to check;
+- the child answers on its stdout ``ready`` (Python and numpy are up), then
+  ``loaded`` (the lab functions the file defines) or ``load_error``, then
+  ``start`` and ``result`` per function, then ``done``.  A bug in convcli
+  itself arrives as ``internal_error`` and is raised here.
+
+A thread reads the child's lines into a queue, so every wait can time out.  A
+function that outlives the timeout gets its process killed; one that ends the
+process (``os._exit``, a segmentation fault) is seen as the end of the stream.
+Either way that function's checks fail and :func:`convcli.labcheck.check_impl`
+starts a fresh child for the functions still pending.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from convcli.errors import ImplementationError
+from convcli.labcheck import CheckSettings, failed_checks
+
+
+class LabWorker:
+    """One child process running ``python -m convcli._labworker`` on a job.
+
+    Its stdout carries JSON lines (read by a thread, so waits can time out);
+    its stderr is ours, so what the user's code prints shows up as a log.
+    """
+
+    #: How long the child may take to start Python and import numpy before it reads the user's file.
+    STARTUP_SECONDS = 300.0
+
+    def __init__(self, path: Path, functions: "list[str]", inputs: dict, settings: CheckSettings) -> None:
+        self.path, self.settings = path, settings
+        self.job = {
+            "path": str(path.resolve()),
+            "functions": functions,
+            "inputs": {f: {k: v.tolist() for k, v in inputs[f].items()} for f in functions},
+            "settings": asdict(settings),
+        }
+        self.events: "queue.Queue[dict | None]" = queue.Queue()
+
+    def __enter__(self) -> "LabWorker":
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "convcli._labworker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, encoding="utf-8",
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+        try:
+            self.process.stdin.write(json.dumps(self.job))
+            self.process.stdin.close()
+        except OSError:  # the child died before reading its job; the next wait will say so
+            pass
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except json.JSONDecodeError:  # not ours; the protocol stream is private, so this is a bug
+                self.events.put({"event": "internal_error", "traceback": f"unreadable line from worker: {line!r}"})
+        self.events.put(None)
+
+    def _next(self, seconds: float) -> "dict | None":
+        """The next event; ``{"event": "timeout"}`` after ``seconds``, ``{"event": "exit"}`` at the child's end."""
+        try:
+            event = self.events.get(timeout=seconds)
+        except queue.Empty:
+            return {"event": "timeout"}
+        if event is None:
+            self.process.wait()
+            return {"event": "exit", "returncode": self.process.returncode}
+        if event.get("event") == "internal_error":
+            raise RuntimeError(f"convcli's gradcheck worker failed:\n{event.get('traceback')}")
+        return event
+
+    def load(self) -> "list[str]":
+        """Wait for the child to load the file; the lab functions it defines."""
+        event = self._next(self.STARTUP_SECONDS)
+        if event["event"] == "ready":
+            event = self._next(self.settings.timeout)
+        if event["event"] == "loaded":
+            return list(event["functions"])
+        name = self.path.name
+        if event["event"] == "load_error":
+            raise ImplementationError(f"cannot load '{self.path}': {event['message']}")
+        if event["event"] == "timeout":
+            raise ImplementationError(
+                f"cannot load '{self.path}': running {name} did not finish within {self.settings.timeout:g} s"
+                " (does its top level loop forever?)"
+            )
+        raise ImplementationError(f"cannot load '{self.path}': running {name} ended the process ({ending(event)})")
+
+    def results(self, functions: "list[str]"):
+        """Yield ``(function, result event)`` as the child finishes each function.
+
+        A function that outlives the timeout or ends the process yields a
+        result event with failed records, and the iteration stops: the caller
+        starts a fresh child for the functions still pending.
+        """
+        current, started = None, time.monotonic()
+        while True:
+            event = self._next(self.settings.timeout)
+            kind = event["event"]
+            if kind == "start":
+                current, started = event["function"], time.monotonic()
+            elif kind == "result":
+                yield event["function"], event
+                current = None
+            elif kind == "done":
+                return
+            else:
+                function = current or next(iter(functions), None)
+                if function is None:
+                    return
+                elapsed = time.monotonic() - started
+                if kind == "timeout":
+                    self.process.kill()
+                    message = f"{function} did not finish within {self.settings.timeout:g} s (its process was stopped)"
+                else:
+                    message = f"the process ended while checking {function} ({ending(event)})"
+                records = failed_checks(function, message, crashed=True, seconds=elapsed)
+                yield function, {"records": [r.to_dict() for r in records]}
+                return
+
+
+def ending(event: dict) -> str:
+    """``"killed by signal SIGSEGV"`` or ``"exit status 3"``."""
+    code = event.get("returncode")
+    if code is None:
+        return "no exit status"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"

@@ -1,0 +1,29 @@
+"""Functions that end the process: dot_backward calls os._exit, conv_forward
+dereferences a null pointer (segmentation fault).  dot_forward is correct and
+must still pass; conv_backward is checked against the crashing conv_forward."""
+import ctypes
+import os
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def dot_forward(x, w):
+    return np.sum(x * w)
+
+
+def dot_backward(x, w, da=1.0):
+    os._exit(3)
+
+
+def conv_forward(X, w):
+    ctypes.string_at(0)  # segmentation fault
+    return np.einsum("ijkl,kl->ij", sliding_window_view(X, w.shape), w)
+
+
+def conv_backward(X, w, dA):
+    dw = np.einsum("ijkl,ij->kl", sliding_window_view(X, w.shape), dA)
+    dX = np.zeros_like(X)
+    for k, l in np.ndindex(w.shape):
+        dX[k:k + dA.shape[0], l:l + dA.shape[1]] += w[k, l] * dA
+    return {"X": dX, "w": dw}
