@@ -1,0 +1,170 @@
+"""``convcli gradcheck``: gradient-check convcli's layers, or the lab functions in someone's file.
+
+The command parses its options, runs :func:`convcli.selfcheck.check_convcli` or
+:func:`convcli.labcheck.check_impl`, and presents the records as a rich table,
+JSON or JUnit XML (rendered by :mod:`convcli.reports`).  Exit status: 0 when
+every check passed or was skipped, 1 when one failed, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timezone
+
+import click
+
+from convcli import __version__
+from convcli.cli_common import CliError, handle_errors, progress_enabled, stderr_console, stdout_console
+
+FORMATS = ("text", "json", "junit")
+REPORT_SUFFIXES = {".json": "json", ".xml": "junit"}
+STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
+
+
+@click.command("gradcheck")
+@click.option("--impl", "impl", metavar="FILE.py", help="Check the lab functions in this file instead of convcli's layers.")
+@click.option("--layer", "layers", type=click.Choice(["dot", "conv"]), multiple=True, help="Only these layers (repeatable). Default: both.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs and upstream gradients.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Finite-difference step.")
+@click.option("--atol", type=click.FloatRange(min=0), default=1e-5, show_default=True, help="Absolute tolerance.")
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Relative tolerance.")
+@click.option("--mode", type=click.Choice(["full", "fast"]), default="full", show_default=True,
+              help="full: every element by central differences; fast: a few random directions.")
+@click.option("--size", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --impl: X is N x N.  [default: 8]")
+@click.option("--kernel-size", type=click.IntRange(min=1), default=None, metavar="F",
+              help="With --impl: w is F x F.  [default: 3]")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="With --impl: seconds each function may take.  [default: 60]")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="What goes to stdout.")
+@click.option("--report", metavar="FILE", help="Also write a JSON (.json) or JUnit XML (.xml) report to FILE.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def gradcheck(impl, layers, seed, eps, atol, rtol, mode, size, kernel_size, timeout, fmt, report, force, quiet):
+    """Gradient-check convcli's layers, or the lab functions in a student's FILE.py.
+
+    Without --impl, convcli checks its own Dot and Conv layers over a spread of
+    configurations (even and non-square kernels, every padding and border,
+    strides 1-3, flip, batch, bank).  With --impl, it loads FILE.py in a child
+    process and checks whichever of dot_forward, dot_backward, conv_forward and
+    conv_backward it defines; absent ones are skipped.
+
+    Exit status: 0 all passed (or skipped), 1 a check failed, 2 usage error.
+
+    \b
+    Examples:
+      convcli gradcheck
+      convcli gradcheck --impl lab.py
+      convcli gradcheck --impl lab.py --layer conv --kernel-size 5
+      convcli gradcheck --impl lab.py --format json > verdict.json
+      convcli gradcheck --impl student.py --report results.xml
+    """
+    from convcli.files import check_writable
+    from convcli.labcheck import CheckSettings
+
+    if impl is None:
+        given = [name for name, value in (("--size", size), ("--kernel-size", kernel_size), ("--timeout", timeout)) if value is not None]
+        if given:
+            verb = "is" if len(given) == 1 else "are"
+            raise CliError(f"{' and '.join(given)} {verb} only used with --impl FILE.py (the self-check picks its own sizes)")
+    report_format = None if report is None else _report_format(report)
+    if report is not None:
+        check_writable(report, force=force)
+    settings = CheckSettings(
+        seed=seed, eps=eps, atol=atol, rtol=rtol, mode=mode,
+        size=8 if size is None else size, kernel_size=3 if kernel_size is None else kernel_size,
+        timeout=60.0 if timeout is None else timeout,
+    )
+    layers = layers or ("dot", "conv")
+
+    started = time.perf_counter()
+    timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    records = _run(impl, settings, layers, quiet)
+    result = _report(records, impl, settings, time.perf_counter() - started, timestamp)
+
+    from convcli import reports
+
+    if fmt == "text":
+        _print_table(result)
+    else:
+        click.echo(reports.to_json(result) if fmt == "json" else reports.to_junit(result), nl=False)
+    if report is not None:
+        from convcli.files import atomic_write_bytes
+
+        render = reports.to_json if report_format == "json" else reports.to_junit
+        atomic_write_bytes(report, render(result).encode("utf-8"), force=force)
+    if not result.passed:
+        click.get_current_context().exit(1)
+
+
+def _report_format(path: str) -> str:
+    """``json`` or ``junit``, by the report file's extension."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in REPORT_SUFFIXES:
+        raise CliError(f"--report must end in .json or .xml; got '{path}'")
+    return REPORT_SUFFIXES[suffix]
+
+
+def _run(impl, settings, layers, quiet):
+    """Run the checks, with a progress bar on stderr when it is a terminal."""
+    if impl is not None:
+        from convcli.labcheck import check_impl as run, planned_checks
+    else:
+        from convcli.selfcheck import check_convcli as run, planned_checks
+    kwargs = dict(settings=settings, layers=layers)
+    if impl is not None:
+        kwargs["path"] = impl
+    if not progress_enabled(quiet):
+        return run(**kwargs)
+    from rich.progress import Progress
+
+    with Progress(console=stderr_console(), transient=True) as bar:
+        task = bar.add_task("gradient checks", total=planned_checks(layers))
+        return run(**kwargs, progress=lambda done: bar.update(task, completed=done))
+
+
+def _report(records, impl, settings, seconds, timestamp):
+    from convcli.reports import CheckReport
+
+    return CheckReport(
+        checks=records, seed=settings.seed, settings=settings.report(impl=impl is not None),
+        target=impl if impl is not None else "convcli", version=__version__, impl=impl,
+        seconds=seconds, timestamp=timestamp,
+    )
+
+
+def _print_table(result) -> None:
+    """The rich table, then the summary line.
+
+    On a terminal the table fits the window; elsewhere (a CI log, a pipe) it is
+    printed at its natural width, so that each check stays on one line.
+    """
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    from convcli.reports import TABLE_COLUMNS, summary_line, table_rows
+
+    table = Table(title=f"gradcheck of {result.target}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in TABLE_COLUMNS:
+        numeric = column.startswith("max") or column == "worst index"
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric or column == "result",
+                         overflow="fold")
+    for row in table_rows(result):
+        table.add_row(Text(row[0]), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(cell) for cell in row[2:]))
+    console = stdout_console()
+    summary = Text(summary_line(result), style="bold green" if result.passed else "bold red")
+    if console.is_terminal:
+        console.print(table)
+        console.print(summary)
+        return
+    natural = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    console.width = max(natural, len(summary), console.width)
+    try:
+        console.print(table)
+        console.print(summary)
+    finally:
+        console.width = None  # back to detecting the width
