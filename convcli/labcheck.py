@@ -272,6 +272,7 @@ def check_impl(
             progress(sum(len(r) for r in done.values()))
 
     while pending:
+        progressed = False
         with LabWorker(path, pending, inputs, settings) as worker:
             expected = {f: reference_output(f, inputs[f]) for f in pending if f.endswith("forward")}
             loaded = worker.load()
@@ -291,6 +292,13 @@ def check_impl(
                     records = [CheckRecord.from_dict(data) for data in event["records"]]
                 finish(function, records)
                 pending.remove(function)
+                progressed = True
+        if pending and not progressed:
+            # a fresh child ran nothing that is pending: the file changed between loads
+            for function in pending:
+                finish(function, failed_checks(function, f"{function} could not be checked: {path.name} "
+                                               "no longer defines it when loaded again", crashed=True))
+            pending = []
     return [record for function in functions for record in done[function]]
 
 

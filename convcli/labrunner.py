@@ -2,8 +2,9 @@
 
 The two sides talk in JSON lines:
 
-- the parent writes one job on the child's stdin: the file, the settings, the
-  random inputs of each function and which functions to check;
+- the parent starts :func:`convcli._labworker.main` in a fresh Python and
+  writes one job on its stdin: the file, the settings, the random inputs of
+  each function and which functions to check;
 - the child answers on its stdout ``ready`` (Python and numpy are up), then
   ``loaded`` (the lab functions the file defines) or ``load_error``, then
   ``start`` and ``result`` per function, then ``done``.  A bug in convcli
@@ -34,7 +35,7 @@ from convcli.labcheck import CheckSettings, failed_checks
 
 
 class LabWorker:
-    """One child process running ``python -m convcli._labworker`` on a job.
+    """One child process running :func:`convcli._labworker.main` on a job.
 
     Its stdout carries JSON lines (read by a thread, so waits can time out);
     its stderr is ours, so what the user's code prints shows up as a log.
@@ -54,14 +55,20 @@ class LabWorker:
         self.events: "queue.Queue[dict | None]" = queue.Queue()
 
     def __enter__(self) -> "LabWorker":
+        # The child must run this very convcli: from a source checkout its folder may
+        # not be on the child's path, so add it (only then: for an installed package
+        # it is site-packages, which must not move ahead of the standard library).
         package_parent = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "convcli._labworker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, encoding="utf-8",
+        code = (
+            f"import sys; p = {package_parent!r}; p in sys.path or sys.path.insert(0, p); "
+            "from convcli._labworker import main; main()"
         )
-        threading.Thread(target=self._read, daemon=True).start()
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+            start_new_session=os.name == "posix",  # its own process group, so kill() also ends what it started
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         try:
             self.process.stdin.write(json.dumps(self.job))
             self.process.stdin.close()
@@ -70,10 +77,21 @@ class LabWorker:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
+        self.kill()
         self.process.wait()
-        self.process.stdout.close()
+        self.reader.join(timeout=1.0)
+        if not self.reader.is_alive():
+            self.process.stdout.close()
+
+    def kill(self) -> None:
+        """End the child and anything it started (its process group on POSIX)."""
+        if os.name == "posix":
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):  # already gone
+                pass
+        elif self.process.poll() is None:
+            self.process.kill()
 
     def _read(self) -> None:
         for line in self.process.stdout:
@@ -137,7 +155,7 @@ class LabWorker:
                     return
                 elapsed = time.monotonic() - started
                 if kind == "timeout":
-                    self.process.kill()
+                    self.kill()
                     message = f"{function} did not finish within {self.settings.timeout:g} s (its process was stopped)"
                 else:
                     message = f"the process ended while checking {function} ({ending(event)})"
