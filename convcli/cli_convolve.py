@@ -51,8 +51,11 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
     (raw or .gz; pick an image with --index), a .npy/.npz array, or - for
     bytes on stdin.  Colour becomes grey (Pillow's L) unless --color.
 
-    The map is a 2-D cross-correlation, as in deep learning:
-    A[y, x] = sum_ij Xpadded[y*stride + i, x*stride + j] * w[i, j].
+    The map is a 2-D cross-correlation, as in deep learning (--flip makes it
+    a true convolution):
+
+    \b
+      A[y, x] = sum_ij Xpadded[y*stride + i, x*stride + j] * w[i, j]
 
     \b
     Examples:

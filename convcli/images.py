@@ -201,7 +201,9 @@ def open_source(source: str | os.PathLike, *, key: str | None = None) -> ImageSo
     path, name = Path(source), str(source)
     where = f"input '{name}'"
     if not path.exists():
-        raise ImageFormatError(f"input file '{name}' not found")
+        bundled = SAMPLE_DIR / path.name
+        hint = f"; the bundled sample of that name is {bundled}" if bundled.is_file() and path != bundled else ""
+        raise ImageFormatError(f"input file '{name}' not found{hint}")
     if path.is_dir():
         raise ImageFormatError(f"{where} is a folder; give an image, IDX or NumPy file")
     size = path.stat().st_size

@@ -41,7 +41,8 @@ def encode_png(img: np.ndarray) -> bytes:
     if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
         raise ParameterError(f"encode_png needs uint8 (H, W) or (H, W, 3); got {img.dtype} {img.shape}")
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img)).save(buffer, format="PNG")
+    # level 3: about twice as fast as the default 6 on large maps, files ~10% larger
+    Image.fromarray(np.ascontiguousarray(img)).save(buffer, format="PNG", compress_level=3)
     return buffer.getvalue()
 
 
