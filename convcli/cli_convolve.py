@@ -12,7 +12,9 @@ import sys
 
 import click
 
-from convcli.cli_common import conv_options, handle_errors, picture_options, stderr_console, stdout_console
+from convcli.cli_common import (
+    CliError, conv_options, handle_errors, picture_options, stderr_console, stdout_console,
+)
 
 
 class CheckFailed(click.ClickException):
@@ -69,12 +71,12 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
     from convcli.files import check_writable
 
     if output == "-" and click.get_binary_stream("stdout").isatty():
-        raise click.ClickException("-o - writes PNG bytes to stdout, which is a terminal; redirect it (> map.png)")
+        raise CliError("-o - writes PNG bytes to stdout, which is a terminal; redirect it (> map.png)")
     if output not in (None, "-"):
         images.output_format(output)
         check_writable(output, force=force)
     if image == "-" and sys.stdin.isatty():
-        raise click.ClickException("IMAGE '-' reads image bytes from stdin, which is a terminal; pipe a file in")
+        raise CliError("IMAGE '-' reads image bytes from stdin, which is a terminal; pipe a file in")
     _warn_png_only(output, quiet)
 
     kernel = kernels.load_kernel(kernel_spec)

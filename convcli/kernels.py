@@ -225,7 +225,9 @@ def _load_npy(path: Path, where: str) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise KernelError(f"{where} holds Python objects; convcli never loads pickles, save a float array") from None
+            raise KernelError(
+                f"{where} holds Python objects; convcli never loads pickles, save a float array"
+            ) from None
         raise KernelError(f"{where} is not a valid .npy file: {exc}") from None
     except (OSError, EOFError) as exc:
         raise KernelError(f"{where} is not a valid .npy file: {exc}") from None

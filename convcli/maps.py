@@ -136,7 +136,8 @@ def map_stats(A: np.ndarray) -> MapStats:
     return MapStats(tuple(int(d) for d in A.shape), float(A.min()), float(A.max()), float(A.mean()))
 
 
-def preview_levels(A: np.ndarray, *, normalize: str = "minmax", max_width: int = 64, max_height: int = 48) -> np.ndarray:
+def preview_levels(A: np.ndarray, *, normalize: str = "minmax", max_width: int = 64,
+                   max_height: int = 48) -> np.ndarray:
     """A small 8-bit picture of a map for a terminal preview.
 
     The map is normalized like a PNG (``normalize``), then shrunk by an integer

@@ -72,7 +72,8 @@ def test_half_block_preview_on_a_colour_terminal():
     assert [line.plain for line in lines] == ["▀▀▀▀", "▀▀▀▀"]
     levels = minmax(A)
     first = str(lines[0].spans[1].style)
-    assert first == f"rgb({levels[0, 1]},{levels[0, 1]},{levels[0, 1]}) on rgb({levels[1, 1]},{levels[1, 1]},{levels[1, 1]})"
+    top, bottom = levels[0, 1], levels[1, 1]
+    assert first == f"rgb({top},{top},{top}) on rgb({bottom},{bottom},{bottom})"
     assert str(lines[1].spans[0].style) == "rgb({0},{0},{0})".format(levels[2, 0])
 
 
@@ -243,7 +244,8 @@ def bad_inputs(tmp_path):
         (p("empty.png"), f"input '{p('empty.png')}' is empty (0 bytes)"),
         (p("cut.png"), None),
         (p("notes.txt"), f"input '{p('notes.txt')}' is not an image convcli can read: expected an image Pillow "
-                         "opens (PNG, JPEG, BMP, TIFF, GIF, WebP...), an IDX file (raw or .gz) or a NumPy .npy/.npz file"),
+                         "opens (PNG, JPEG, BMP, TIFF, GIF, WebP...), an IDX file (raw or .gz) or a NumPy "
+                         ".npy/.npz file"),
         (p("bad-magic-idx3-ubyte"), f"input '{p('bad-magic-idx3-ubyte')}' has a bad IDX magic number 0x12345678; an "
                                     "IDX file starts with 0x0000, a type code (08 ubyte ... 0E double) and the number "
                                     "of dimensions"),
@@ -316,3 +318,30 @@ def test_failed_verification_exits_1_and_writes_nothing(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: conv check FAILED: largest |convcli - scipy.signal.correlate2d| = 0.001")
     assert not (tmp_path / "m.png").exists()
+
+
+def test_terminals_are_not_used_for_binary_data(monkeypatch, tmp_path):
+    import types
+
+    import click
+
+    import convcli.cli_convolve as cli_convolve
+
+    class Terminal(io.BytesIO):
+        def isatty(self):
+            return True
+
+    with monkeypatch.context() as patch:
+        patch.setattr(click, "get_binary_stream", lambda name: Terminal())
+        assert_refused(run("-k", "box", "-o", "-"),
+                       "-o - writes PNG bytes to stdout, which is a terminal; redirect it (> map.png)")
+    monkeypatch.setattr(cli_convolve, "sys", types.SimpleNamespace(stdin=Terminal()))
+    assert_refused(run("-", "-k", "box", "-o", tmp_path / "m.png"),
+                   "IMAGE '-' reads image bytes from stdin, which is a terminal; pipe a file in", tmp_path / "m.png")
+
+
+def test_missing_file_named_like_a_sample_points_to_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_refused(run("scene-256.png", "-k", "box"),
+                   "input file 'scene-256.png' not found; the bundled sample of that name is "
+                   f"{SAMPLE_DIR / 'scene-256.png'}")

@@ -198,7 +198,8 @@ def test_npy_2d_and_3d(tmp_path, dtype):
 
 def test_npy_refusals(tmp_path):
     cases = {
-        "obj": (np.array([[1, None]], dtype=object), "holds Python objects (dtype object); convcli never loads pickles"),
+        "obj": (np.array([[1, None]], dtype=object),
+                "holds Python objects (dtype object); convcli never loads pickles"),
         "cplx": (np.ones((2, 2), complex), "holds complex128 values; expected numbers (bool, int or float)"),
         "str": (np.array([["a"]]), "holds <U1 values; expected numbers (bool, int or float)"),
         "1d": (np.ones(4), "is 1-D, shape (4,) (a labels file?); expected (H, W) or (N, H, W) images"),
@@ -375,7 +376,8 @@ def test_truncated_and_garbage_pictures(tmp_path):
     assert error_of(path).startswith(f"input '{path}' is truncated or corrupt:")
     path = write(tmp_path, "notes.txt", b"just some text\n")
     assert error_of(path) == (f"input '{path}' is not an image convcli can read: expected an image Pillow opens "
-                              "(PNG, JPEG, BMP, TIFF, GIF, WebP...), an IDX file (raw or .gz) or a NumPy .npy/.npz file")
+                              "(PNG, JPEG, BMP, TIFF, GIF, WebP...), an IDX file (raw or .gz) or a NumPy "
+                              ".npy/.npz file")
 
 
 def test_missing_empty_and_folder(tmp_path):

@@ -187,7 +187,8 @@ def test_npy_files(tmp_path):
         "empty": (np.ones((0, 3)), "holds no numbers; expected a non-empty 2-D array"),
         "nan": (np.array([[1.0, np.nan]]), ", row 1, value 2: nan is not finite; kernels need finite numbers"),
         "str": (np.array([["a", "b"]]), "holds <U1 values; expected a 2-D array of numbers"),
-        "obj": (np.array([[1, None]], dtype=object), "holds Python objects; convcli never loads pickles, save a float array"),
+        "obj": (np.array([[1, None]], dtype=object),
+                "holds Python objects; convcli never loads pickles, save a float array"),
     }
     for name, (array, message) in cases.items():
         target = tmp_path / f"{name}.npy"
