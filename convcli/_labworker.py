@@ -54,7 +54,9 @@ class Guard:
         """``"ValueError: bad shape at lab.py, line 12: A = X @ w"``."""
         text = str(exc).strip()
         what = type(exc).__name__ + (f": {text.splitlines()[0][:200]}" if text else "")
-        lines = [lineno for frame, lineno in traceback.walk_tb(exc.__traceback__) if frame.f_code.co_filename == self.path]
+        lines = [
+            lineno for frame, lineno in traceback.walk_tb(exc.__traceback__) if frame.f_code.co_filename == self.path
+        ]
         if lines:
             code = linecache.getline(self.path, lines[-1]).strip()
             return f"{what} at {self.filename}, line {lines[-1]}" + (f": {code}" if code else "")
@@ -147,8 +149,15 @@ def check_backward(function: str, module, inputs: dict, settings: dict, guard: G
     with warnings.catch_warnings(record=True) as caught:  # the checker's dtype warnings become notes
         warnings.simplefilter("always")
         result = gradient_check(
-            forward_f, backward_f, eps=settings["eps"], atol=settings["atol"], rtol=settings["rtol"],
-            seed=settings["seed"], mode=settings["mode"], upstream=upstream, **inputs,
+            forward_f,
+            backward_f,
+            eps=settings["eps"],
+            atol=settings["atol"],
+            rtol=settings["rtol"],
+            seed=settings["seed"],
+            mode=settings["mode"],
+            upstream=upstream,
+            **inputs,
         )
     seconds = time.perf_counter() - started
     for text in dict.fromkeys(str(w.message).replace("forward_f", forward_name) for w in caught):

@@ -23,21 +23,55 @@ STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
 
 
 @click.command("gradcheck")
-@click.option("--impl", "impl", metavar="FILE.py", help="Check the lab functions in this file instead of convcli's layers.")
-@click.option("--layer", "layers", type=click.Choice(["dot", "conv"]), multiple=True, help="Only these layers (repeatable). Default: both.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random inputs and upstream gradients.")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Finite-difference step.")
+@click.option(
+    "--impl", "impl", metavar="FILE.py", help="Check the lab functions in this file instead of convcli's layers."
+)
+@click.option(
+    "--layer",
+    "layers",
+    type=click.Choice(["dot", "conv"]),
+    multiple=True,
+    help="Only these layers (repeatable). Default: both.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of the random inputs and upstream gradients."
+)
+@click.option(
+    "--eps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-6,
+    show_default=True,
+    help="Finite-difference step.",
+)
 @click.option("--atol", type=click.FloatRange(min=0), default=1e-5, show_default=True, help="Absolute tolerance.")
 @click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True, help="Relative tolerance.")
-@click.option("--mode", type=click.Choice(["full", "fast"]), default="full", show_default=True,
-              help="full: every element by central differences; fast: a few random directions.")
-@click.option("--size", type=click.IntRange(min=1), default=None, metavar="N",
-              help="With --impl: X is N x N.  [default: 8]")
-@click.option("--kernel-size", type=click.IntRange(min=1), default=None, metavar="F",
-              help="With --impl: w is F x F.  [default: 3]")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
-              help="With --impl: seconds each function may take.  [default: 60]")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="What goes to stdout.")
+@click.option(
+    "--mode",
+    type=click.Choice(["full", "fast"]),
+    default="full",
+    show_default=True,
+    help="full: every element by central differences; fast: a few random directions.",
+)
+@click.option(
+    "--size", type=click.IntRange(min=1), default=None, metavar="N", help="With --impl: X is N x N.  [default: 8]"
+)
+@click.option(
+    "--kernel-size",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="F",
+    help="With --impl: w is F x F.  [default: 3]",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="With --impl: seconds each function may take.  [default: 60]",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="What goes to stdout."
+)
 @click.option("--report", metavar="FILE", help="Also write a JSON (.json) or JUnit XML (.xml) report to FILE.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -65,16 +99,27 @@ def gradcheck(impl, layers, seed, eps, atol, rtol, mode, size, kernel_size, time
     from convcli.labcheck import CheckSettings
 
     if impl is None:
-        given = [name for name, value in (("--size", size), ("--kernel-size", kernel_size), ("--timeout", timeout)) if value is not None]
+        given = [
+            name
+            for name, value in (("--size", size), ("--kernel-size", kernel_size), ("--timeout", timeout))
+            if value is not None
+        ]
         if given:
             verb = "is" if len(given) == 1 else "are"
-            raise CliError(f"{' and '.join(given)} {verb} only used with --impl FILE.py (the self-check picks its own sizes)")
+            raise CliError(
+                f"{' and '.join(given)} {verb} only used with --impl FILE.py (the self-check picks its own sizes)"
+            )
     report_format = None if report is None else _report_format(report)
     if report is not None:
         check_writable(report, force=force)
     settings = CheckSettings(
-        seed=seed, eps=eps, atol=atol, rtol=rtol, mode=mode,
-        size=8 if size is None else size, kernel_size=3 if kernel_size is None else kernel_size,
+        seed=seed,
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        mode=mode,
+        size=8 if size is None else size,
+        kernel_size=3 if kernel_size is None else kernel_size,
         timeout=60.0 if timeout is None else timeout,
     )
     layers = layers or ("dot", "conv")
@@ -129,9 +174,14 @@ def _report(records, impl, settings, seconds, timestamp):
     from convcli.reports import CheckReport
 
     return CheckReport(
-        checks=records, seed=settings.seed, settings=settings.report(impl=impl is not None),
-        target=impl if impl is not None else "convcli", version=__version__, impl=impl,
-        seconds=seconds, timestamp=timestamp,
+        checks=records,
+        seed=settings.seed,
+        settings=settings.report(impl=impl is not None),
+        target=impl if impl is not None else "convcli",
+        version=__version__,
+        impl=impl,
+        seconds=seconds,
+        timestamp=timestamp,
     )
 
 
@@ -151,8 +201,9 @@ def _print_table(result) -> None:
     table = Table(title=f"gradcheck of {result.target}", title_justify="left", box=box.SIMPLE_HEAD)
     for column in TABLE_COLUMNS:
         numeric = column.startswith("max") or column == "worst index"
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric or column == "result",
-                         overflow="fold")
+        table.add_column(
+            column, justify="right" if numeric else "left", no_wrap=numeric or column == "result", overflow="fold"
+        )
     for row in table_rows(result):
         table.add_row(Text(row[0]), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(cell) for cell in row[2:]))
     console = stdout_console()

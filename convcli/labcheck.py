@@ -2,11 +2,11 @@
 
 :func:`check_impl` is what ``convcli gradcheck --impl FILE.py`` runs.  The
 user's file is loaded and called only in a child process
-(:mod:`convcli._labworker`), so an infinite loop is stopped at the timeout and
-a crash (``os._exit``, a segmentation fault) fails one check instead of the
-checker.  :mod:`convcli.labrunner` runs
-that child: each function gets ``timeout`` seconds, and when the child hangs or
-dies, that function's checks fail and a fresh child carries on with the rest.
+(:mod:`convcli._labworker`, started by :mod:`convcli.labrunner`), so an
+infinite loop is stopped at the timeout and a crash (``os._exit``, a
+segmentation fault) fails one check instead of the checker.  Each function gets
+``timeout`` seconds; when the child hangs or dies, that function's checks fail
+and a fresh child carries on with the rest.
 
 Forward outputs come back as data and are compared here, in the parent, with
 ``sum(x * w)`` and ``scipy.signal.correlate2d(X, w, "valid")``; gradients are
@@ -59,7 +59,9 @@ class CheckSettings:
         if self.mode not in MODES:
             raise ParameterError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
         if not (self.eps > 0 and self.atol >= 0 and self.rtol >= 0):
-            raise ParameterError(f"need eps > 0, atol >= 0 and rtol >= 0; got eps={self.eps}, atol={self.atol}, rtol={self.rtol}")
+            raise ParameterError(
+                f"need eps > 0, atol >= 0 and rtol >= 0; got eps={self.eps}, atol={self.atol}, rtol={self.rtol}"
+            )
         if not (self.timeout > 0):
             raise ParameterError(f"timeout must be a positive number of seconds; got {self.timeout}")
         if self.kernel_size < 1 or self.size < self.kernel_size:
@@ -100,7 +102,9 @@ def compare_forward(function: str, expected, actual, *, atol: float, rtol: float
     record = dict(name=function, function=function, kind="forward")
     if actual.shape != expected.shape:
         want = "a scalar" if expected.shape == () else f"shape {expected.shape}"
-        return CheckRecord(**record, status="fail", message=f"{function}: returned shape {actual.shape}, expected {want} ({reference})")
+        return CheckRecord(
+            **record, status="fail", message=f"{function}: returned shape {actual.shape}, expected {want} ({reference})"
+        )
     abs_err = np.abs(actual - expected)
     scale = np.maximum(np.abs(actual), np.abs(expected))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -135,7 +139,9 @@ def compare_forward(function: str, expected, actual, *, atol: float, rtol: float
 USER_ERROR = "UserCodeError"
 
 
-def gradcheck_records(result, names: "dict[str, str]", *, function: str, forward: str, seconds: float = 0.0) -> "list[CheckRecord]":
+def gradcheck_records(
+    result, names: "dict[str, str]", *, function: str, forward: str, seconds: float = 0.0
+) -> "list[CheckRecord]":
     """One record per input of a :class:`~convcli.checking.GradCheckResult`.
 
     ``names`` maps input names to check names (``{"X": "conv_backward:X"}``).
@@ -175,9 +181,14 @@ def failed_checks(function: str, message: str, *, crashed: bool, seconds: float 
     """Every check of ``function`` failed for one reason (a crash, a timeout, a bad signature)."""
     return [
         CheckRecord(
-            name=name, function=function, kind="backward" if ":" in name else "forward",
+            name=name,
+            function=function,
+            kind="backward" if ":" in name else "forward",
             input=name.split(":")[1] if ":" in name else None,
-            status="fail", message=message, crashed=crashed, seconds=seconds,
+            status="fail",
+            message=message,
+            crashed=crashed,
+            seconds=seconds,
         )
         for name in LAB_CHECKS[function]
     ]
@@ -186,9 +197,12 @@ def failed_checks(function: str, message: str, *, crashed: bool, seconds: float 
 def skipped_checks(function: str, source: str) -> "list[CheckRecord]":
     return [
         CheckRecord(
-            name=name, function=function, kind="backward" if ":" in name else "forward",
+            name=name,
+            function=function,
+            kind="backward" if ":" in name else "forward",
             input=name.split(":")[1] if ":" in name else None,
-            status="skip", message=f"{source} defines no {function}",
+            status="skip",
+            message=f"{source} defines no {function}",
         )
         for name in LAB_CHECKS[function]
     ]
@@ -296,13 +310,21 @@ def check_impl(
         if pending and not progressed:
             # a fresh child ran nothing that is pending: the file changed between loads
             for function in pending:
-                finish(function, failed_checks(function, f"{function} could not be checked: {path.name} "
-                                               "no longer defines it when loaded again", crashed=True))
+                finish(
+                    function,
+                    failed_checks(
+                        function,
+                        f"{function} could not be checked: {path.name} " "no longer defines it when loaded again",
+                        crashed=True,
+                    ),
+                )
             pending = []
     return [record for function in functions for record in done[function]]
 
 
-def _forward_verdict(function: str, event: dict, expected: "tuple[np.ndarray, str]", settings: CheckSettings) -> CheckRecord:
+def _forward_verdict(
+    function: str, event: dict, expected: "tuple[np.ndarray, str]", settings: CheckSettings
+) -> CheckRecord:
     """Compare a forward output the child sent back (shape, and data unless it was huge)."""
     shape = tuple(event["output"]["shape"])
     data = event["output"]["data"]

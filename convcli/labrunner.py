@@ -64,7 +64,11 @@ class LabWorker:
             "from convcli._labworker import main; main()"
         )
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
             start_new_session=os.name == "posix",  # its own process group, so kill() also ends what it started
         )
         self.reader = threading.Thread(target=self._read, daemon=True)

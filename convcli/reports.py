@@ -247,7 +247,9 @@ def to_junit(report: CheckReport, *, suite: str = "convcli.gradcheck") -> str:
         ET.SubElement(properties, "property", {"name": key, "value": _xml_text(str(value))})
     for check in report.checks:
         case = ET.SubElement(
-            testsuite, "testcase", {"classname": classname, "name": _xml_text(check.name), "time": f"{check.seconds:.3f}"}
+            testsuite,
+            "testcase",
+            {"classname": classname, "name": _xml_text(check.name), "time": f"{check.seconds:.3f}"},
         )
         if check.status == "skip":
             ET.SubElement(case, "skipped", {"message": _xml_text(check.message)})

@@ -110,9 +110,16 @@ def _check_dot(settings: CheckSettings) -> "list[CheckRecord]":
     rng = rng_for(settings.seed, "dot")
     x, w = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
     forward = compare_forward(
-        "dot_forward", np.sum(x * w), conv_layers.dot_forward(x, w), atol=settings.atol, rtol=settings.rtol, reference="sum(x * w)"
+        "dot_forward",
+        np.sum(x * w),
+        conv_layers.dot_forward(x, w),
+        atol=settings.atol,
+        rtol=settings.rtol,
+        reference="sum(x * w)",
     )
-    result = gradient_check(conv_layers.dot_forward, conv_layers.dot_backward, upstream="da", x=x, w=w, **_options(settings))
+    result = gradient_check(
+        conv_layers.dot_forward, conv_layers.dot_backward, upstream="da", x=x, w=w, **_options(settings)
+    )
     names = {"x": "dot_backward:x", "w": "dot_backward:w"}
     return [forward] + gradcheck_records(result, names, function="dot_backward", forward="dot_forward")
 
@@ -122,8 +129,12 @@ def _check_conv(X_shape, w_shape, options: dict, settings: CheckSettings) -> "li
     X, w = rng.standard_normal(X_shape), rng.standard_normal(w_shape)
     name = check_name("conv_forward", X_shape, w_shape, options)
     forward = compare_forward(
-        "conv_forward", reference_conv(X, w, **options), conv_layers.conv_forward(X, w, **options),
-        atol=settings.atol, rtol=settings.rtol, reference=REFERENCE,
+        "conv_forward",
+        reference_conv(X, w, **options),
+        conv_layers.conv_forward(X, w, **options),
+        atol=settings.atol,
+        rtol=settings.rtol,
+        reference=REFERENCE,
     )
     forward.name = name
 
@@ -165,10 +176,12 @@ def reference_conv(X, w, *, padding="valid", stride=1, flip=False, border="zero"
     Deliberately naive: it is the lab's definition, used to check the fast code.
     Shapes follow :func:`convcli.layers.conv_forward`.
     """
-    X3, w3 = np.asarray(X, float).reshape((-1,) + np.shape(X)[-2:]), np.asarray(w, float).reshape((-1,) + np.shape(w)[-2:])
+    X3, w3 = np.asarray(X, float).reshape((-1,) + np.shape(X)[-2:]), np.asarray(w, float).reshape(
+        (-1,) + np.shape(w)[-2:]
+    )
     if flip:
         w3 = w3[:, ::-1, ::-1]
-    (sh, sw) = (stride, stride) if np.isscalar(stride) else stride
+    sh, sw = (stride, stride) if np.isscalar(stride) else stride
     fh, fw = w3.shape[1:]
     mode = "constant" if border == "zero" else border
     Xp = np.pad(X3, ((0, 0),) + reference_pads(padding, (fh, fw)), mode=mode)

@@ -49,11 +49,24 @@ def test_lab_json_verdicts():
     assert result.exit_code == 1
     document = json.loads(result.stdout)  # stdout holds the JSON document alone
     assert document["passed"] is False
-    assert document["settings"] == {"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3, "mode": "full",
-                                    "size": 8, "kernel_size": 3, "timeout": 60.0}
+    assert document["settings"] == {
+        "eps": 1e-6,
+        "atol": 1e-5,
+        "rtol": 1e-3,
+        "mode": "full",
+        "size": 8,
+        "kernel_size": 3,
+        "timeout": 60.0,
+    }
     verdicts = {check["name"]: check["status"] for check in document["checks"]}
-    assert verdicts == {"dot_forward": "pass", "dot_backward:x": "fail", "dot_backward:w": "fail",
-                        "conv_forward": "pass", "conv_backward:X": "pass", "conv_backward:w": "fail"}
+    assert verdicts == {
+        "dot_forward": "pass",
+        "dot_backward:x": "fail",
+        "dot_backward:w": "fail",
+        "conv_forward": "pass",
+        "conv_backward:X": "pass",
+        "conv_backward:w": "fail",
+    }
     w = document["checks"][-1]
     assert (w["function"], w["input"], w["kind"], w["passed"]) == ("conv_backward", "w", "backward", False)
     assert w["message"].startswith(f"conv_backward: gradient for 'w' wrong at {w['worst_index']}: numerical ")
@@ -64,10 +77,19 @@ def test_lab_text_and_junit_report(tmp_path):
     report = tmp_path / "results.xml"
     result = run("--impl", LAB, "--report", str(report))
     assert result.exit_code == 1
-    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()
-            if line.strip().startswith(("dot_", "conv_"))}
-    assert rows == {"dot_forward": "PASS", "dot_backward:x": "FAIL", "dot_backward:w": "FAIL",
-                    "conv_forward": "PASS", "conv_backward:X": "PASS", "conv_backward:w": "FAIL"}
+    rows = {
+        line.split()[0]: line.split()[1]
+        for line in result.stdout.splitlines()
+        if line.strip().startswith(("dot_", "conv_"))
+    }
+    assert rows == {
+        "dot_forward": "PASS",
+        "dot_backward:x": "FAIL",
+        "dot_backward:w": "FAIL",
+        "conv_forward": "PASS",
+        "conv_backward:X": "PASS",
+        "conv_backward:w": "FAIL",
+    }
     assert result.stdout.splitlines()[-1] == f"FAILED: 6 checks of {LAB}: 3 passed, 3 failed, 0 skipped (seed 0)"
 
     suite = ET.parse(report).getroot().find("testsuite")
@@ -75,7 +97,9 @@ def test_lab_text_and_junit_report(tmp_path):
     assert [suite.get(k) for k in ("tests", "failures", "errors", "skipped")] == ["6", "3", "0", "0"]
     cases = {case.get("name"): case for case in suite.iter("testcase")}
     assert {case.get("classname") for case in cases.values()} == {"convcli.gradcheck.lab"}
-    assert cases["conv_backward:w"].find("failure").get("message").startswith("conv_backward: gradient for 'w' wrong at ")
+    assert (
+        cases["conv_backward:w"].find("failure").get("message").startswith("conv_backward: gradient for 'w' wrong at ")
+    )
     assert cases["conv_backward:X"].find("failure") is None
 
     # a second run refuses to overwrite the report, before doing any work
@@ -117,16 +141,28 @@ def test_crash_is_a_junit_error_and_exit_1(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--impl", "nowhere.py"], "Error: implementation file 'nowhere.py' does not exist; give the .py file with your lab functions"),
-        (["--impl", str(IMPLS / "syntax_error.py")],
-         f"Error: cannot load '{IMPLS / 'syntax_error.py'}': SyntaxError at line 5: '(' was never closed: return np.sum(x * w"),
-        (["--impl", str(IMPLS / "no_functions.py")],
-         f"Error: '{IMPLS / 'no_functions.py'}' defines none of the lab's functions "
-         "(dot_forward, dot_backward, conv_forward, conv_backward)"),
+        (
+            ["--impl", "nowhere.py"],
+            "Error: implementation file 'nowhere.py' does not exist; give the .py file with your lab functions",
+        ),
+        (
+            ["--impl", str(IMPLS / "syntax_error.py")],
+            f"Error: cannot load '{IMPLS / 'syntax_error.py'}': SyntaxError at line 5: '(' was never closed: return np.sum(x * w",
+        ),
+        (
+            ["--impl", str(IMPLS / "no_functions.py")],
+            f"Error: '{IMPLS / 'no_functions.py'}' defines none of the lab's functions "
+            "(dot_forward, dot_backward, conv_forward, conv_backward)",
+        ),
         (["--size", "5"], "Error: --size is only used with --impl FILE.py (the self-check picks its own sizes)"),
-        (["--kernel-size", "2", "--timeout", "3"],
-         "Error: --kernel-size and --timeout are only used with --impl FILE.py (the self-check picks its own sizes)"),
-        (["--impl", LAB, "--kernel-size", "9"], "Error: need 1 <= kernel size <= image size; got kernel size 9 and image size 8"),
+        (
+            ["--kernel-size", "2", "--timeout", "3"],
+            "Error: --kernel-size and --timeout are only used with --impl FILE.py (the self-check picks its own sizes)",
+        ),
+        (
+            ["--impl", LAB, "--kernel-size", "9"],
+            "Error: need 1 <= kernel size <= image size; got kernel size 9 and image size 8",
+        ),
         (["--report", "results.txt"], "Error: --report must end in .json or .xml; got 'results.txt'"),
         (["--report", "no/such/folder/r.xml"], "Error: output folder 'no/such/folder' does not exist; create it first"),
     ],

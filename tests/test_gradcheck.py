@@ -57,13 +57,31 @@ EXPECTED = {
     "bug_conv_backward_nan": {**dict.fromkeys(ALL_CHECKS, P), "conv_backward:w": F},
     "bug_conv_backward_key": {**dict.fromkeys(ALL_CHECKS, P), "conv_backward:w": F},
     # partial files
-    "only_dot": {"dot_forward": P, "dot_backward:x": P, "dot_backward:w": P,
-                 "conv_forward": S, "conv_backward:X": S, "conv_backward:w": S},
-    "no_upstream": {"dot_forward": P, "dot_backward:x": F, "dot_backward:w": F,
-                    "conv_forward": S, "conv_backward:X": S, "conv_backward:w": S},
+    "only_dot": {
+        "dot_forward": P,
+        "dot_backward:x": P,
+        "dot_backward:w": P,
+        "conv_forward": S,
+        "conv_backward:X": S,
+        "conv_backward:w": S,
+    },
+    "no_upstream": {
+        "dot_forward": P,
+        "dot_backward:x": F,
+        "dot_backward:w": F,
+        "conv_forward": S,
+        "conv_backward:X": S,
+        "conv_backward:w": S,
+    },
     # the lab's own code: dot_backward ignores da, conv_backward does not scale dw by dA
-    "lab": {"dot_forward": P, "dot_backward:x": F, "dot_backward:w": F,
-            "conv_forward": P, "conv_backward:X": P, "conv_backward:w": F},
+    "lab": {
+        "dot_forward": P,
+        "dot_backward:x": F,
+        "dot_backward:w": F,
+        "conv_forward": P,
+        "conv_backward:X": P,
+        "conv_backward:w": F,
+    },
 }
 
 
@@ -79,7 +97,9 @@ def test_lab_fails_exactly_where_it_is_wrong():
         record = checks[name]
         assert not record.crashed
         gradient = name.split(":")[1]
-        assert record.message.startswith(f"{record.function}: gradient for '{gradient}' wrong at {record.worst_index}: numerical ")
+        assert record.message.startswith(
+            f"{record.function}: gradient for '{gradient}' wrong at {record.worst_index}: numerical "
+        )
         # the analytical gradient ignores the upstream gradient, so the two differ a lot
         assert record.max_rel_error > 0.5
         assert abs(record.numerical - record.analytical) > 0.5 * max(abs(record.numerical), abs(record.analytical))
@@ -94,7 +114,10 @@ def test_lab_conv_forward_only_handles_3x3_kernels():
     checks = verdict("lab", size=7, kernel_size=5)
     line = line_of(IMPLS / "lab.py", "assert (F, F) == (3, 3)")
     assert checks["conv_forward"].status == "fail" and checks["conv_forward"].crashed
-    assert checks["conv_forward"].message == f"conv_forward raised AssertionError at lab.py, line {line}: assert (F, F) == (3, 3)"
+    assert (
+        checks["conv_forward"].message
+        == f"conv_forward raised AssertionError at lab.py, line {line}: assert (F, F) == (3, 3)"
+    )
     # conv_backward is checked against the file's own conv_forward, which raises first
     assert checks["conv_backward:X"].message == (
         f"conv_backward: conv_forward raised AssertionError at lab.py, line {line}: assert (F, F) == (3, 3)"
@@ -112,7 +135,9 @@ def test_exception_names_the_line_in_the_users_file():
     line = line_of(IMPLS / "bug_dot_backward_raises.py", "dx = w @ da")
     assert record.crashed
     assert record.message.startswith("dot_backward raised ValueError: matmul: ")
-    assert record.message.endswith(f"at bug_dot_backward_raises.py, line {line}: dx = w @ da  # BUG: matmul with a scalar raises ValueError")
+    assert record.message.endswith(
+        f"at bug_dot_backward_raises.py, line {line}: dx = w @ da  # BUG: matmul with a scalar raises ValueError"
+    )
 
 
 def test_wrong_shape_nan_and_missing_gradient_messages():
@@ -175,9 +200,15 @@ def test_same_seed_same_numbers():
     [
         ("missing", "implementation file '{path}' does not exist; give the .py file with your lab functions"),
         ("syntax_error", "cannot load '{path}': SyntaxError at line 5: '(' was never closed: return np.sum(x * w"),
-        ("import_error", "cannot load '{path}': running it raised ModuleNotFoundError: No module named 'lib' "
-                         "at import_error.py, line 3: from lib.checking import gradient_check"),
-        ("no_functions", "'{path}' defines none of the lab's functions (dot_forward, dot_backward, conv_forward, conv_backward)"),
+        (
+            "import_error",
+            "cannot load '{path}': running it raised ModuleNotFoundError: No module named 'lib' "
+            "at import_error.py, line 3: from lib.checking import gradient_check",
+        ),
+        (
+            "no_functions",
+            "'{path}' defines none of the lab's functions (dot_forward, dot_backward, conv_forward, conv_backward)",
+        ),
     ],
 )
 def test_files_that_cannot_be_checked(name, message):
@@ -197,7 +228,10 @@ def test_top_level_hang_and_crash_are_load_errors(tmp_path):
     hang.write_text("while True:\n    pass\n")
     with pytest.raises(ImplementationError) as info:
         check_impl(hang, settings=CheckSettings(timeout=1.0))
-    assert str(info.value) == f"cannot load '{hang}': running hang.py did not finish within 1 s (does its top level loop forever?)"
+    assert (
+        str(info.value)
+        == f"cannot load '{hang}': running hang.py did not finish within 1 s (does its top level loop forever?)"
+    )
     crash = tmp_path / "crash.py"
     crash.write_text("import os\nos._exit(4)\n")
     with pytest.raises(ImplementationError) as info:
@@ -209,7 +243,7 @@ def test_odd_returns_and_prints_do_not_confuse_the_checker(tmp_path, capfd):
     path = tmp_path / "odd.py"
     path.write_text(
         "import sys\nprint('top level talk')\n"
-        "def dot_forward(x, w):\n    print('{\"event\": \"done\"}')\n    return x * w\n"
+        'def dot_forward(x, w):\n    print(\'{"event": "done"}\')\n    return x * w\n'
         "def conv_forward(X, w):\n    return None\n"
         "def conv_backward(X, w, dA):\n    sys.exit(5)\n"
     )
@@ -222,10 +256,36 @@ def test_odd_returns_and_prints_do_not_confuse_the_checker(tmp_path, capfd):
     assert checks["conv_backward:X"].status == "fail"
     assert "top level talk" in capfd.readouterr().err  # the user's prints are logs on stderr
     # conv_backward calls sys.exit: a failed check naming the line, not a dead checker
-    path.write_text(path.read_text().replace("return None", "import numpy as np\n    return np.zeros((X.shape[0] - 2, X.shape[1] - 2))"))
+    path.write_text(
+        path.read_text().replace(
+            "return None", "import numpy as np\n    return np.zeros((X.shape[0] - 2, X.shape[1] - 2))"
+        )
+    )
     checks = {r.name: r for r in check_impl(path, layers=["conv"])}
     line = line_of(path, "sys.exit(5)")
-    assert checks["conv_backward:w"].message == f"conv_backward raised SystemExit: 5 at odd.py, line {line}: sys.exit(5)"
+    assert (
+        checks["conv_backward:w"].message == f"conv_backward raised SystemExit: 5 at odd.py, line {line}: sys.exit(5)"
+    )
+
+
+def test_a_file_that_changes_between_loads_cannot_loop_forever(tmp_path):
+    # dot_backward kills the process, so a fresh child reloads the file, which then lacks conv_forward
+    path = tmp_path / "flaky.py"
+    path.write_text(
+        "import os\nimport numpy as np\n"
+        "marker = os.path.join(os.path.dirname(__file__), 'loaded-once')\n"
+        "first = not os.path.exists(marker)\nopen(marker, 'w').close()\n"
+        "def dot_forward(x, w):\n    return np.sum(x * w)\n"
+        "def dot_backward(x, w, da):\n    os._exit(1)\n"
+        "if first:\n    def conv_forward(X, w):\n        return X[:-2, :-2]\n"
+    )
+    checks = {r.name: r for r in check_impl(path)}
+    assert checks["dot_backward:x"].message == "the process ended while checking dot_backward (exit status 1)"
+    assert (
+        checks["conv_forward"].message
+        == "conv_forward could not be checked: flaky.py no longer defines it when loaded again"
+    )
+    assert checks["conv_backward:X"].status == "skip"
 
 
 def test_backward_without_forward_uses_convcli_forward(tmp_path):
@@ -263,7 +323,9 @@ def test_compare_forward_locates_the_worst_element():
     assert record.message == "conv_forward: wrong at [2, 1]: expected 9.0000 (ref), got 9.5000 (rel. error 5.3e-02)"
     actual[1, 1] = np.nan
     record = compare_forward("conv_forward", expected, actual, atol=1e-5, rtol=1e-3, reference="ref")
-    assert record.worst_index == [1, 1] and record.message.startswith("conv_forward: returned a non-finite value at [1, 1]: nan")
+    assert record.worst_index == [1, 1] and record.message.startswith(
+        "conv_forward: returned a non-finite value at [1, 1]: nan"
+    )
     ok = compare_forward("dot_forward", 2.0, 2.0 + 1e-9, atol=1e-5, rtol=1e-3, reference="sum(x * w)")
     assert ok.status == "pass" and ok.worst_index is None
 
@@ -275,7 +337,9 @@ def test_reference_matches_scipy(fh, fw, extra_h, extra_w, seed):
     X, w = rng.standard_normal((fh + extra_h, fw + extra_w)), rng.standard_normal((fh, fw))
     for mode in ("valid", "same", "full"):
         np.testing.assert_allclose(reference_conv(X, w, padding=mode), signal.correlate2d(X, w, mode=mode), atol=1e-12)
-    np.testing.assert_allclose(reference_conv(X, w, padding="full", flip=True), signal.convolve2d(X, w, mode="full"), atol=1e-12)
+    np.testing.assert_allclose(
+        reference_conv(X, w, padding="full", flip=True), signal.convolve2d(X, w, mode="full"), atol=1e-12
+    )
     strided = signal.correlate2d(np.pad(X, ((1, 1), (2, 2)), mode="edge"), w, mode="valid")[::2, ::3]
     np.testing.assert_allclose(reference_conv(X, w, padding=(1, 2), stride=(2, 3), border="edge"), strided, atol=1e-12)
 
@@ -298,9 +362,23 @@ def test_self_check_passes_and_covers_the_spread():
     assert names[:3] == ["dot_forward", "dot_backward:x", "dot_backward:w"]
     assert "conv_backward[w=2x2,padding=same,stride=1]:X" in names
     joined = " ".join(names)
-    for part in ("padding=valid", "padding=same", "padding=full", "padding=1", "padding=(1,2)", "stride=1", "stride=2",
-                 "stride=3", "flip", "batch=2", "bank=3", "w=2x2", "w=2x3", "w=4x3", *(f"border={b}" for b in
-                 ("reflect", "symmetric", "edge", "wrap"))):
+    for part in (
+        "padding=valid",
+        "padding=same",
+        "padding=full",
+        "padding=1",
+        "padding=(1,2)",
+        "stride=1",
+        "stride=2",
+        "stride=3",
+        "flip",
+        "batch=2",
+        "bank=3",
+        "w=2x2",
+        "w=2x3",
+        "w=4x3",
+        *(f"border={b}" for b in ("reflect", "symmetric", "edge", "wrap")),
+    ):
         assert part in joined, part
     assert [r.name for r in check_convcli(layers=["dot"])] == names[:3]
 
@@ -320,6 +398,10 @@ def test_self_check_catches_a_broken_backward(monkeypatch):
 
 def test_self_check_catches_a_broken_forward(monkeypatch):
     original = convcli.layers.conv_forward
-    monkeypatch.setattr(convcli.layers, "conv_forward", lambda X, w, **options: original(X, w, **{**options, "flip": not options.get("flip", False)}))
+    monkeypatch.setattr(
+        convcli.layers,
+        "conv_forward",
+        lambda X, w, **options: original(X, w, **{**options, "flip": not options.get("flip", False)}),
+    )
     records = check_convcli(layers=["conv"])
     assert all(r.status == "fail" for r in records if r.name.startswith("conv_forward[") and "w=1x1" not in r.name)

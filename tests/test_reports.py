@@ -21,22 +21,66 @@ from convcli.reports import (
 
 def make_report(target="course/hw1/lab.py"):
     checks = [
-        CheckRecord("dot_forward", "dot_forward", "forward", "pass", "dot_forward: matches sum(x * w)",
-                    max_abs_error=0.0, max_rel_error=0.0, expected=1.5, actual=1.5, seconds=0.01),
-        CheckRecord("conv_backward:w", "conv_backward", "backward", "fail",
-                    "conv_backward: gradient for 'w' wrong at [0, 2]: numerical 3.1416, analytical 1.0000 (rel. error 6.8e-01)",
-                    input="w", max_abs_error=2.1416, max_rel_error=0.68, worst_index=(0, 2),
-                    numerical=3.1416, analytical=1.0, seconds=0.02),
-        CheckRecord("dot_backward:x", "dot_backward", "backward", "fail",
-                    "dot_backward did not finish within 60 s (its process was stopped)", input="x", crashed=True),
+        CheckRecord(
+            "dot_forward",
+            "dot_forward",
+            "forward",
+            "pass",
+            "dot_forward: matches sum(x * w)",
+            max_abs_error=0.0,
+            max_rel_error=0.0,
+            expected=1.5,
+            actual=1.5,
+            seconds=0.01,
+        ),
+        CheckRecord(
+            "conv_backward:w",
+            "conv_backward",
+            "backward",
+            "fail",
+            "conv_backward: gradient for 'w' wrong at [0, 2]: numerical 3.1416, analytical 1.0000 (rel. error 6.8e-01)",
+            input="w",
+            max_abs_error=2.1416,
+            max_rel_error=0.68,
+            worst_index=(0, 2),
+            numerical=3.1416,
+            analytical=1.0,
+            seconds=0.02,
+        ),
+        CheckRecord(
+            "dot_backward:x",
+            "dot_backward",
+            "backward",
+            "fail",
+            "dot_backward did not finish within 60 s (its process was stopped)",
+            input="x",
+            crashed=True,
+        ),
         CheckRecord("conv_forward", "conv_forward", "forward", "skip", "lab.py defines no conv_forward"),
-        CheckRecord("conv_backward:X", "conv_backward", "backward", "fail",
-                    "conv_backward: gradient for 'X' is not finite at [1, 1]: numerical 0.5000, analytical nan",
-                    input="X", max_abs_error=math.nan, max_rel_error=math.nan, worst_index=[1, 1],
-                    numerical=0.5, analytical=math.nan),
+        CheckRecord(
+            "conv_backward:X",
+            "conv_backward",
+            "backward",
+            "fail",
+            "conv_backward: gradient for 'X' is not finite at [1, 1]: numerical 0.5000, analytical nan",
+            input="X",
+            max_abs_error=math.nan,
+            max_rel_error=math.nan,
+            worst_index=[1, 1],
+            numerical=0.5,
+            analytical=math.nan,
+        ),
     ]
-    return CheckReport(checks=checks, seed=7, settings={"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3, "mode": "full"},
-                       target=target, version="9.9", impl=target, seconds=1.25, timestamp="2024-01-02T03:04:05")
+    return CheckReport(
+        checks=checks,
+        seed=7,
+        settings={"eps": 1e-6, "atol": 1e-5, "rtol": 1e-3, "mode": "full"},
+        target=target,
+        version="9.9",
+        impl=target,
+        seconds=1.25,
+        timestamp="2024-01-02T03:04:05",
+    )
 
 
 def test_record_statuses_and_passed():
@@ -64,8 +108,18 @@ def test_json_document_fields():
     assert document["summary"] == {"total": 5, "passed": 1, "failed": 3, "skipped": 1}
     forward, wrong, hung, skipped, nan = document["checks"]
     assert forward["input"] is None and forward["kind"] == "forward" and forward["status"] == "pass"
-    assert wrong == {**wrong, "name": "conv_backward:w", "function": "conv_backward", "input": "w", "kind": "backward",
-                     "status": "fail", "passed": False, "worst_index": [0, 2], "numerical": 3.1416, "analytical": 1.0}
+    assert wrong == {
+        **wrong,
+        "name": "conv_backward:w",
+        "function": "conv_backward",
+        "input": "w",
+        "kind": "backward",
+        "status": "fail",
+        "passed": False,
+        "worst_index": [0, 2],
+        "numerical": 3.1416,
+        "analytical": 1.0,
+    }
     assert hung["crashed"] is True and hung["passed"] is False
     assert skipped["status"] == "skip" and skipped["passed"] is True
 
@@ -94,14 +148,23 @@ def test_junit_structure():
     (suite,) = root.findall("testsuite")
     assert suite.get("name") == "convcli.gradcheck"
     assert {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
-        "tests": "5", "failures": "2", "errors": "1", "skipped": "1",
+        "tests": "5",
+        "failures": "2",
+        "errors": "1",
+        "skipped": "1",
     }
     assert suite.get("timestamp") == "2024-01-02T03:04:05"
     properties = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert properties["seed"] == "7" and properties["mode"] == "full"
     cases = suite.findall("testcase")
     assert [c.get("classname") for c in cases] == ["convcli.gradcheck.lab"] * 5
-    assert [c.get("name") for c in cases] == ["dot_forward", "conv_backward:w", "dot_backward:x", "conv_forward", "conv_backward:X"]
+    assert [c.get("name") for c in cases] == [
+        "dot_forward",
+        "conv_backward:w",
+        "dot_backward:x",
+        "conv_forward",
+        "conv_backward:X",
+    ]
     assert list(cases[0]) == []
     failure = cases[1].find("failure")
     assert failure.get("message").startswith("conv_backward: gradient for 'w' wrong at [0, 2]: numerical 3.1416")
@@ -134,7 +197,10 @@ def test_table_rows_and_summary():
     assert rows[2][:5] == ("dot_backward:x", "FAIL", "-", "-", "-")
     assert rows[3][1] == "SKIP"
     assert rows[4][2] == "nan"
-    assert summary_line(report) == "FAILED: 5 checks of course/hw1/lab.py: 1 passed, 3 failed (1 crashed), 1 skipped (seed 7)"
+    assert (
+        summary_line(report)
+        == "FAILED: 5 checks of course/hw1/lab.py: 1 passed, 3 failed (1 crashed), 1 skipped (seed 7)"
+    )
     report.checks = report.checks[:1]
     assert summary_line(report) == "PASSED: 1 check of course/hw1/lab.py: 1 passed, 0 failed, 0 skipped (seed 7)"
 
