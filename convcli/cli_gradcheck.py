@@ -107,7 +107,8 @@ def gradcheck(impl, layers, seed, eps, atol, rtol, mode, size, kernel_size, time
         if given:
             verb = "is" if len(given) == 1 else "are"
             raise CliError(
-                f"{' and '.join(given)} {verb} only used with --impl FILE.py (the self-check picks its own sizes)"
+                f"{' and '.join(given)} {verb} only used with --impl FILE.py"
+                " (the self-check chooses its own sizes and runs no user code to time)"
             )
     report_format = None if report is None else _report_format(report)
     if report is not None:

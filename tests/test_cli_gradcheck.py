@@ -154,10 +154,13 @@ def test_crash_is_a_junit_error_and_exit_1(tmp_path):
             f"Error: '{IMPLS / 'no_functions.py'}' defines none of the lab's functions "
             "(dot_forward, dot_backward, conv_forward, conv_backward)",
         ),
-        (["--size", "5"], "Error: --size is only used with --impl FILE.py (the self-check picks its own sizes)"),
+        (
+            ["--size", "5"],
+            "Error: --size is only used with --impl FILE.py (the self-check chooses its own sizes and runs no user code to time)",
+        ),
         (
             ["--kernel-size", "2", "--timeout", "3"],
-            "Error: --kernel-size and --timeout are only used with --impl FILE.py (the self-check picks its own sizes)",
+            "Error: --kernel-size and --timeout are only used with --impl FILE.py (the self-check chooses its own sizes and runs no user code to time)",
         ),
         (
             ["--impl", LAB, "--kernel-size", "9"],
