@@ -27,6 +27,13 @@ def check_writable(path: str | os.PathLike, *, force: bool = False) -> Path:
     return path
 
 
+def _default_mode() -> int:
+    """The mode ``open()`` would give a new file: 0666 less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
 
@@ -38,6 +45,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = Fa
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; a new file should get the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -47,3 +47,24 @@ def test_python_dash_m_and_version():
     assert help_out.returncode == 0
     for command in ("convolve", "filters", "gradcheck"):
         assert command in help_out.stdout
+
+
+def test_atomic_write_refuses_overwrite_and_gives_usual_mode(tmp_path):
+    import os
+
+    from convcli.errors import OutputError
+    from convcli.files import atomic_write_bytes
+
+    target = tmp_path / "out.bin"
+    atomic_write_bytes(target, b"one")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~umask)
+    with pytest.raises(OutputError, match="already exists; use --force to overwrite it"):
+        atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"one"
+    atomic_write_bytes(target, b"two", force=True)
+    assert target.read_bytes() == b"two"
+    with pytest.raises(OutputError, match="output folder '.*missing' does not exist"):
+        atomic_write_bytes(tmp_path / "missing" / "x.bin", b"")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temp files left behind
