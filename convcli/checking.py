@@ -143,9 +143,12 @@ def gradient_check(
     rng = np.random.default_rng(seed)
 
     try:
-        out = _call_forward(forward_f, arrays)
+        raw = forward_f(**_fresh(arrays))
     except Exception as exc:  # the user's function failed: report, don't crash
         return _all_failed(result, arrays, f"forward_f raised {_describe(exc)}", prefix=True)
+    out = _forward_output(raw)
+    if out is None:
+        return _all_failed(result, arrays, f"forward_f returned {type(raw).__name__}, not numbers", prefix=True)
     G = rng.standard_normal(out.shape) if upstream else np.ones(out.shape)
 
     try:
@@ -210,14 +213,19 @@ def _fresh(arrays: dict) -> dict:
     return {key: value.copy() for key, value in arrays.items()}
 
 
-def _call_forward(forward_f: Callable, arrays: dict) -> np.ndarray:
-    out = np.asarray(forward_f(**_fresh(arrays)))
+def _forward_output(raw: Any) -> "np.ndarray | None":
+    """``forward_f``'s output as a float64 array (None if it is not numbers); warns if not float64."""
+    try:
+        out = np.asarray(raw)
+        as_float = out.astype(np.float64)
+    except (TypeError, ValueError):
+        return None
     if out.dtype != np.float64:
         warnings.warn(
             f"forward_f returned dtype {out.dtype}; finite differences need float64 to be trusted",
             stacklevel=4,
         )
-    return out.astype(np.float64, copy=False)
+    return as_float
 
 
 def _loss(forward_f: Callable, arrays: dict, G: np.ndarray) -> float:

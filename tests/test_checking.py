@@ -159,6 +159,11 @@ def test_function_that_raises_gives_failed_result_not_crash(rng):
     assert not result and "forward_f raised ValueError: bad forward" in result.error
 
 
+def test_non_numeric_forward_output_fails_with_a_clear_message(rng):
+    result = gradient_check(forward_f=lambda x: "oops", backward_f=lambda x, dout: {"x": x}, x=rng.standard_normal(3))
+    assert not result and result.error == "forward_f returned str, not numbers"
+
+
 def test_missing_and_misshapen_gradients_fail(rng):
     X, w = rng.standard_normal((5, 5)), rng.standard_normal((3, 3))
     result = gradient_check(forward_f=conv_forward, backward_f=lambda X, w, dA: {"X": conv_backward(X, w, dA)["X"]}, X=X, w=w)
