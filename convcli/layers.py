@@ -19,6 +19,7 @@ from typing import Union
 
 import numpy as np
 
+from convcli import _fastconv
 from convcli.errors import ParameterError, ShapeError
 
 Padding = Union[str, int, "tuple[int, int]"]
@@ -104,6 +105,14 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
     ParameterError
         For a bad ``padding``, ``stride`` or ``border``.
 
+    Notes
+    -----
+    Large inputs take a fast path chosen by :func:`convcli._fastconv.choose`:
+    stride 1 with fewer than 4 kernels is computed in cache-sized blocks, with
+    the same numbers bit for bit as the plain tap loop below (and as
+    ``scipy.ndimage.correlate`` for odd kernels); a bank of 4 or more kernels
+    is one BLAS product per image over sliding windows (equal to rounding).
+
     Examples
     --------
     >>> conv_forward([[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[1, 0], [0, -1]])
@@ -114,8 +123,16 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
     pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
     if flip:
         w3 = w3[:, ::-1, ::-1]
-    Xp = _pad(X3, pads, border)
-    A = _correlate(Xp, w3, strides)
+    path = _fastconv.choose(w3.shape[0], strides)
+    if path == "general":
+        A = _correlate(_pad(X3, pads, border), w3, strides)
+    else:
+        if _border_mode(border) != "constant":  # the fast paths pad with zeros themselves
+            X3, pads = _pad(X3, pads, border), ((0, 0), (0, 0))
+        if path == "taps":
+            A = _fastconv.correlate_taps(X3, w3, pads)
+        else:
+            A = _fastconv.correlate_matmul(X3, w3, pads, strides)
     return _squeeze(A, squeeze)
 
 
@@ -148,24 +165,42 @@ def conv_backward(X, w, dA=None, *, padding: Padding = "valid", stride=1, flip: 
     X3, w3, squeeze = _prepare(X, w)
     pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
     w_eff = w3[:, ::-1, ::-1] if flip else w3
-    Xp = _pad(X3, pads, border)
-    out_shape = _output_hw(Xp.shape[1:], w3.shape[1:], strides)
-    full_shape = (X3.shape[0], w3.shape[0]) + out_shape
-    dA4 = _upstream(dA, full_shape, squeeze)
+    padded_hw = (X3.shape[1] + sum(pads[0]), X3.shape[2] + sum(pads[1]))
+    out_shape = _output_hw(padded_hw, w3.shape[1:], strides)
+    dA4 = _upstream(dA, (X3.shape[0], w3.shape[0]) + out_shape, squeeze)
 
-    dXp = np.zeros_like(Xp)
-    dw_eff = np.empty_like(w_eff)
-    for i, j, window in _windows(Xp, w_eff.shape[1:], out_shape, strides):
-        # tap (i, j) of every kernel met every pixel of this shifted window
-        dw_eff[:, i, j] = np.einsum("nkyx,nyx->k", dA4, window, optimize=True)
-        view = dXp[:, i : i + out_shape[0] * strides[0] : strides[0], j : j + out_shape[1] * strides[1] : strides[1]]
-        view += np.einsum("nkyx,k->nyx", dA4, w_eff[:, i, j], optimize=True)
+    if _fastconv.choose_backward(w3.shape[0], strides) == "taps":
+        dX3, dw_eff = _backward_taps(X3, w_eff, dA4, pads, border)
+    else:
+        dX3, dw_eff = _backward_general(X3, w_eff, dA4, pads, strides, border)
 
     dw3 = dw_eff[:, ::-1, ::-1] if flip else dw_eff
-    dX3 = _unpad(dXp, X3.shape, pads, border)
     dX = dX3[0] if squeeze[0] else dX3
     dw = dw3[0] if squeeze[1] else dw3
     return {"X": dX, "w": np.ascontiguousarray(dw)}
+
+
+def _backward_general(X3, w, dA4, pads, strides, border):
+    """``(dX, dw)`` by the chain rule, one kernel tap at a time (the reference path)."""
+    Xp = _pad(X3, pads, border)
+    out_shape = dA4.shape[2:]
+    dXp = np.zeros_like(Xp)
+    dw = np.empty_like(w)
+    for i, j, window in _windows(Xp, w.shape[1:], out_shape, strides):
+        # tap (i, j) of every kernel met every pixel of this shifted window
+        dw[:, i, j] = np.einsum("nkyx,nyx->k", dA4, window, optimize=True)
+        view = dXp[:, i : i + out_shape[0] * strides[0] : strides[0], j : j + out_shape[1] * strides[1] : strides[1]]
+        view += np.einsum("nkyx,k->nyx", dA4, w[:, i, j], optimize=True)
+    return _unpad(dXp, X3.shape, pads, border), dw
+
+
+def _backward_taps(X3, w, dA4, pads, border):
+    """``(dX, dw)`` for stride 1 in cache-sized blocks (see :mod:`convcli._fastconv`)."""
+    if _border_mode(border) == "constant":
+        return _fastconv.correlate_transpose(dA4, w, pads), _fastconv.weight_gradient(X3, dA4, pads, w.shape[1:])
+    Xp, no_pads = _pad(X3, pads, border), ((0, 0), (0, 0))
+    dXp = _fastconv.correlate_transpose(dA4, w, no_pads)
+    return _unpad(dXp, X3.shape, pads, border), _fastconv.weight_gradient(Xp, dA4, no_pads, w.shape[1:])
 
 
 # ----------------------------------------------------------------------------- geometry

@@ -1,0 +1,314 @@
+"""Fast paths for :mod:`convcli.layers` (numpy only, private).
+
+:func:`convcli.layers.conv_forward` and :func:`~convcli.layers.conv_backward`
+keep a short general path that any reader can check against the lab; this
+module holds the faster ways to compute the same numbers.  Which one runs is
+decided in ``layers`` by one rule (:func:`choose`):
+
+``"taps"`` -- stride 1 and fewer than :data:`BANK_MIN` kernels.
+    The image is cut into blocks of rows small enough to stay in the CPU cache
+    (:func:`blocks`).  Each block is copied once into a zero-padded scratch
+    buffer, and the kernel taps are accumulated into a second buffer with
+    in-place ``np.multiply(..., out=)`` / ``np.add(..., out=)``, so no
+    temporary is ever the size of the image.  The buffer is flat: with rows
+    ``Wp`` wide, tap ``(i, j)`` is the 1-D slice starting at ``i * Wp + j``,
+    so every ufunc call runs over one long contiguous run.  The taps are added
+    in row-major order starting from ``0.0``, exactly like the general path
+    and ``scipy.ndimage.correlate``, so the results are bitwise equal to both.
+    Zero taps are skipped (as ndimage does) whenever the block is finite, so
+    ``0 * inf`` still gives NaN as in the general path.
+    The backward pass uses the same blocks: ``dX`` is the correlation of
+    ``dA`` with the rotated kernel (:func:`correlate_transpose`), and ``dw`` is
+    one BLAS dot product per tap and block (:func:`weight_gradient`).
+
+``"matmul"`` -- a bank of :data:`BANK_MIN` or more kernels, any stride.
+    Sliding windows over a chunk of images (or a band of rows of one large
+    image) are copied into a ``(Fh*Fw, pixels)`` matrix per image and
+    multiplied by the ``(K, Fh*Fw)`` kernel matrix with ``np.matmul`` (BLAS).
+    The chunk is bounded, so extra memory stays small and in cache.  BLAS sums in its own order
+    (with fused multiply-adds), so these results agree with the general path
+    to rounding (about 1e-15 relative), not bitwise.
+
+``"general"`` -- everything else (strides other than 1 with few kernels).
+
+All functions here take float64 arrays already validated by ``layers``:
+images ``X`` of shape ``(N, H, W)``, kernels ``w`` of shape ``(K, Fh, Fw)``
+and zero padding ``pads = ((top, bottom), (left, right))``.  Other borders are
+handled in ``layers`` by padding first and passing zero ``pads`` here.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+#: Banks with at least this many kernels go to the BLAS (``"matmul"``) path.
+BANK_MIN = 4
+#: Padded pixels per scratch buffer of the tap path (3 buffers of 128 KiB stay in L2).
+BLOCK_PIXELS = 1 << 14
+#: Output pixels per block of the matmul path (the window matrix is ``Fh*Fw`` times that).
+MATMUL_PIXELS = 1 << 13
+
+Pads = "tuple[tuple[int, int], tuple[int, int]]"
+
+
+def choose(n_kernels: int, strides) -> str:
+    """Which path computes a forward pass: ``"taps"``, ``"matmul"`` or ``"general"``."""
+    if n_kernels >= BANK_MIN:
+        return "matmul"
+    if tuple(strides) == (1, 1):
+        return "taps"
+    return "general"
+
+
+def choose_backward(n_kernels: int, strides) -> str:
+    """Which path computes a backward pass: ``"taps"`` or ``"general"``."""
+    return "taps" if n_kernels < BANK_MIN and tuple(strides) == (1, 1) else "general"
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def blocks(n_images: int, padded_hw, kernel_h: int, out_h: int, *, stride: int = 1, budget: int = BLOCK_PIXELS):
+    """Cut the output into blocks whose padded input holds about ``budget`` pixels.
+
+    Yields ``(n0, m, r0, rows_out, rows_in)``: images ``n0 .. n0+m-1``, output
+    rows ``r0 .. r0+rows_out-1`` of each, which need padded input rows
+    ``r0*stride .. r0*stride+rows_in-1``.  Small images come whole, several to
+    a block (``r0 == 0``); a large image comes one band of rows at a time
+    (``m == 1``).  Bands overlap by ``kernel_h - stride`` input rows.
+    """
+    hp, wp = padded_hw
+    if hp * wp <= budget:
+        per_block = max(1, budget // (hp * wp))
+        for n0 in range(0, n_images, per_block):
+            yield n0, min(per_block, n_images - n0), 0, out_h, hp
+        return
+    band = max(1, (budget // wp - kernel_h) // stride + 1)
+    for n in range(n_images):
+        for r0 in range(0, out_h, band):
+            rows_out = min(band, out_h - r0)
+            yield n, 1, r0, rows_out, (rows_out - 1) * stride + kernel_h
+
+
+def fill(buf: np.ndarray, X: np.ndarray, n0: int, p0: int, pads) -> None:
+    """Copy images ``X[n0:n0+m]``, zero-padded by ``pads``, rows ``p0 ..`` into ``buf`` ``(m, rows_in, Wp)``.
+
+    Only the image columns are written; the padding columns of ``buf`` must
+    already be zero (they are never written, so a zeroed buffer stays valid).
+    """
+    m, rows_in, _ = buf.shape
+    h, w = X.shape[1:]
+    (top, _), (left, _) = pads
+    lo, hi = max(0, top - p0), min(rows_in, h + top - p0)
+    cols = slice(left, left + w)
+    if lo > 0:
+        buf[:, :lo, cols] = 0.0
+    if hi > lo:
+        buf[:, lo:hi, cols] = X[n0 : n0 + m, p0 + lo - top : p0 + hi - top]
+    if hi < rows_in:
+        buf[:, max(hi, lo) :, cols] = 0.0
+
+
+def _padded_shape(X: np.ndarray, pads) -> "tuple[int, int]":
+    (top, bottom), (left, right) = pads
+    return X.shape[1] + top + bottom, X.shape[2] + left + right
+
+
+def _block_views(X, pads, kernel_h, out_h, *, budget: int, stride: int = 1) -> Iterator:
+    """:func:`blocks` with each block's padded pixels filled into one reused flat buffer.
+
+    Yields ``(n0, m, r0, rows_out, buf)`` with ``buf`` a C-contiguous
+    ``(m, rows_in, Wp)`` view of the buffer -- or of ``X`` itself when there is
+    no padding to add.  Callers only read it.
+    """
+    hp, wp = _padded_shape(X, pads)
+    plan = list(blocks(X.shape[0], (hp, wp), kernel_h, out_h, stride=stride, budget=budget))
+    if pads == ((0, 0), (0, 0)) and X.flags.c_contiguous:  # nothing to pad: use the images in place
+        for n0, m, r0, rows_out, rows_in in plan:
+            yield n0, m, r0, rows_out, X[n0 : n0 + m, r0 * stride : r0 * stride + rows_in]
+        return
+    flat = np.zeros(max(m * rows_in * wp for _, m, _, _, rows_in in plan))
+    for n0, m, r0, rows_out, rows_in in plan:
+        buf = flat[: m * rows_in * wp].reshape(m, rows_in, wp)
+        fill(buf, X, n0, r0 * stride, pads)
+        yield n0, m, r0, rows_out, buf
+
+
+# ----------------------------------------------------------------------------- taps
+
+
+def correlate_taps(X: np.ndarray, w: np.ndarray, pads) -> np.ndarray:
+    """Stride-1 cross-correlation, zero padding, one block of rows at a time.
+
+    Parameters
+    ----------
+    X : ndarray, shape ``(N, H, W)``, float64
+    w : ndarray, shape ``(K, Fh, Fw)``, float64
+    pads : ((top, bottom), (left, right)), each >= 0, filled with zeros
+
+    Returns
+    -------
+    A : ndarray, shape ``(N, K, H', W')``
+        With ``H' = H + top + bottom - Fh + 1`` (likewise ``W'``); bitwise
+        equal to the general path.
+    """
+    n, k = X.shape[0], w.shape[0]
+    fh, fw = w.shape[1:]
+    hp, wp = _padded_shape(X, pads)
+    out_h, out_w = hp - fh + 1, wp - fw + 1
+    A = np.empty((n, k, out_h, out_w))
+    taps = [[(i * wp + j, float(w[c, i, j])) for i in range(fh) for j in range(fw)] for c in range(k)]
+    nonzero = [[(o, v) for o, v in tc if v != 0.0] for tc in taps]
+    has_zeros = any(len(a) != len(b) for a, b in zip(taps, nonzero))
+    acc = tmp = None
+    for n0, m, r0, rows_out, buf in _block_views(X, pads, fh, out_h, budget=BLOCK_PIXELS):
+        size = buf.size
+        if acc is None or acc.size < size:
+            acc, tmp = np.empty(size), np.empty(size)
+        flat = buf.reshape(-1)
+        # the last output pixel of the block is ((m-1)*rows_in + rows_out-1)*Wp + W'-1
+        length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
+        finite = not has_zeros or bool(np.isfinite(np.sum(flat)))
+        for c in range(k):
+            use = nonzero[c] if finite else taps[c]
+            a, t = acc[:length], tmp[:length]
+            if not use:
+                a.fill(0.0)
+            for index, (offset, value) in enumerate(use):
+                src = flat[offset : offset + length]
+                if index == 0:
+                    np.multiply(src, value, out=a)
+                else:
+                    np.multiply(src, value, out=t)
+                    np.add(a, t, out=a)
+            grid = acc[:size].reshape(buf.shape)[:, :rows_out, :out_w]
+            # "+ 0.0" copies out and makes the sum start from 0.0 like the general path (no -0.0)
+            np.add(grid, 0.0, out=A[n0 : n0 + m, c, r0 : r0 + rows_out])
+    return A
+
+
+def correlate_transpose(dA: np.ndarray, w: np.ndarray, pads) -> np.ndarray:
+    """The adjoint of :func:`correlate_taps` in its input: the ``dX`` of a stride-1 layer.
+
+    ``dX[n] = sum_k correlate(dA[n, k], rot180(w[k]))`` with ``F - 1 - pad``
+    zeros on each side (a negative amount crops ``dA`` instead).
+
+    Parameters
+    ----------
+    dA : ndarray, shape ``(N, K, H', W')``
+    w : ndarray, shape ``(K, Fh, Fw)``
+    pads : the forward pass's ((top, bottom), (left, right))
+
+    Returns
+    -------
+    dX : ndarray, shape ``(N, H, W)``
+    """
+    fh, fw = w.shape[1:]
+    (top, bottom), (left, right) = pads
+    want = ((fh - 1 - top, fh - 1 - bottom), (fw - 1 - left, fw - 1 - right))
+    crop = tuple(slice(max(0, -lo), dA.shape[2 + axis] - max(0, -hi)) for axis, (lo, hi) in enumerate(want))
+    pads_t = tuple((max(0, lo), max(0, hi)) for lo, hi in want)
+    dX = None
+    for c in range(w.shape[0]):
+        part = correlate_taps(dA[:, c, crop[0], crop[1]], w[c : c + 1, ::-1, ::-1], pads_t)[:, 0]
+        dX = part if dX is None else np.add(dX, part, out=dX)
+    return dX
+
+
+def weight_gradient(X: np.ndarray, dA: np.ndarray, pads, kernel_hw) -> np.ndarray:
+    """``dw[k, i, j] = sum_{n,y,x} dA[n, k, y, x] * Xp[n, y + i, x + j]`` for a stride-1 layer.
+
+    Computed block by block: the block's ``dA`` is laid out on the padded
+    buffer's grid (zeros in the columns past ``W'``), so each tap is one
+    contiguous BLAS dot product -- no im2col matrix.
+
+    Parameters
+    ----------
+    X : ndarray, shape ``(N, H, W)``
+    dA : ndarray, shape ``(N, K, H', W')``
+    pads : ((top, bottom), (left, right)), zero padding
+    kernel_hw : (Fh, Fw)
+
+    Returns
+    -------
+    dw : ndarray, shape ``(K, Fh, Fw)``
+    """
+    fh, fw = kernel_hw
+    k, out_h, out_w = dA.shape[1:]
+    _, wp = _padded_shape(X, pads)
+    dw = np.zeros((k, fh, fw))
+    grad = None
+    for n0, m, r0, rows_out, buf in _block_views(X, pads, fh, out_h, budget=BLOCK_PIXELS):
+        size = buf.size
+        if grad is None or grad.size < size:
+            grad = np.empty(size)
+        flat = buf.reshape(-1)
+        length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
+        g3 = grad[:size].reshape(buf.shape)
+        g3.fill(0.0)  # the columns past W' and the rows past each image's H' stay zero
+        for c in range(k):
+            g3[:, :rows_out, :out_w] = dA[n0 : n0 + m, c, r0 : r0 + rows_out]
+            g = grad[:length]
+            for i in range(fh):
+                for j in range(fw):
+                    dw[c, i, j] += _dot(g, flat[i * wp + j : i * wp + j + length])
+    return dw
+
+
+def _dot(a: np.ndarray, b: np.ndarray, piece: int = 8192) -> float:
+    """``a @ b`` for 1-D arrays, in pieces short enough that BLAS stays on one thread.
+
+    OpenBLAS splits a dot product longer than 10,000 elements over threads,
+    which costs more than it saves for data already in cache.
+    """
+    if a.size <= piece:
+        return float(np.dot(a, b))
+    return float(sum(np.dot(a[s : s + piece], b[s : s + piece]) for s in range(0, a.size, piece)))
+
+
+# ----------------------------------------------------------------------------- matmul
+
+
+def correlate_matmul(X: np.ndarray, w: np.ndarray, pads, strides) -> np.ndarray:
+    """Cross-correlation with a bank of kernels as BLAS matrix products over sliding windows.
+
+    For each block, the pixels under every kernel tap are copied into a
+    ``(m, Fh*Fw, pixels)`` window matrix, and one ``np.matmul`` of the
+    ``(K, Fh*Fw)`` kernel matrix with it writes ``(m, K, pixels)`` straight into
+    the output (a small BLAS product per image, in cache).
+
+    Parameters
+    ----------
+    X : ndarray, shape ``(N, H, W)``
+    w : ndarray, shape ``(K, Fh, Fw)``
+    pads : ((top, bottom), (left, right)), zero padding
+    strides : (sh, sw)
+
+    Returns
+    -------
+    A : ndarray, shape ``(N, K, H', W')`` with ``H' = (H + top + bottom - Fh) // sh + 1``
+    """
+    k, fh, fw = w.shape
+    sh, sw = strides
+    hp, wp = _padded_shape(X, pads)
+    out_h, out_w = (hp - fh) // sh + 1, (wp - fw) // sw + 1
+    A = np.empty((X.shape[0], k, out_h, out_w))
+    kernels = w.reshape(k, fh * fw)
+    cols = None
+    for n0, m, r0, rows_out, buf in _block_views(X, pads, fh, out_h, stride=sh, budget=MATMUL_PIXELS * sh * sw):
+        pixels = rows_out * out_w
+        if cols is None or cols.size < m * fh * fw * pixels:
+            cols = np.empty(m * fh * fw * pixels)
+        windows = cols[: m * fh * fw * pixels].reshape(m, fh, fw, rows_out, out_w)
+        for i in range(fh):
+            for j in range(fw):
+                windows[:, i, j] = buf[:, i : i + (rows_out - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw]
+        windows = windows.reshape(m, fh * fw, pixels)
+        if rows_out == out_h:  # whole images: A[n0:n0+m] is contiguous, BLAS writes into it
+            np.matmul(kernels, windows, out=A[n0 : n0 + m].reshape(m, k, pixels))
+        else:
+            A[n0 : n0 + m, :, r0 : r0 + rows_out] = np.matmul(kernels, windows).reshape(m, k, rows_out, out_w)
+    return A
