@@ -180,9 +180,9 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads) -> np.ndarray:
             for index, (offset, value) in enumerate(use):
                 src = flat[offset : offset + length]
                 if index == 0:
-                    np.multiply(src, value, out=a)
+                    np.multiply(src, value, out=a, dtype=np.float64)
                 else:
-                    np.multiply(src, value, out=t)
+                    np.multiply(src, value, out=t, dtype=np.float64)
                     np.add(a, t, out=a)
             grid = acc[:size].reshape(buf.shape)[:, :rows_out, :out_w]
             # "+ 0.0" copies out and makes the sum start from 0.0 like the general path (no -0.0)

@@ -15,6 +15,7 @@ convolution (``scipy.signal.convolve2d``).
 
 from __future__ import annotations
 
+import sys
 from typing import Union
 
 import numpy as np
@@ -78,7 +79,8 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
     Parameters
     ----------
     X : array_like, shape ``(H, W)`` or a batch ``(N, H, W)``
-        Converted to float64 (uint8 MNIST images work).
+        Any real dtype (uint8 pictures work, without a float64 copy); the
+        arithmetic is float64.
     w : array_like, shape ``(Fh, Fw)`` or a bank ``(K, Fh, Fw)``
         Any size, including even and non-square kernels.
     padding : "valid", "same", "full", int or (ph, pw)
@@ -119,21 +121,63 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
     array([[-4., -4.],
            [-4., -4.]])
     """
-    X3, w3, squeeze = _prepare(X, w)
+    X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
     pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
-    if flip:
-        w3 = w3[:, ::-1, ::-1]
+    A = _forward(X3, w3[:, ::-1, ::-1] if flip else w3, pads, strides, border)
+    return _squeeze(A, squeeze)
+
+
+def conv_forward_rows(X, w, start: int, stop: int, *, padding: Padding = "valid", stride=1, flip: bool = False,
+                      border: str = "zero"):
+    """Output rows ``start:stop`` of :func:`conv_forward`, computing only those.
+
+    The same numbers as ``conv_forward(X, w, ...)[..., start:stop, :]`` (bit
+    for bit), reading only the input rows that band needs, so a large image
+    can be processed in strips with memory proportional to the strip.
+    ``start`` and ``stop`` follow Python slice rules (clamped, negative from
+    the end).
+
+    Returns
+    -------
+    ndarray of float64, shape ``(N?, K?, rows, W')``
+
+    Examples
+    --------
+    >>> X = np.arange(30.0).reshape(6, 5)
+    >>> np.array_equal(conv_forward_rows(X, np.ones((3, 3)), 1, 3, padding="same"),
+    ...                conv_forward(X, np.ones((3, 3)), padding="same")[1:3])
+    True
+    """
+    X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
+    pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+    (top, bottom), cols = pads
+    height, fh, sh = X3.shape[1], w3.shape[1], strides[0]
+    out_hw = _output_hw((height + top + bottom, X3.shape[2] + sum(cols)), w3.shape[1:], strides)
+    start, stop, _ = slice(*_pair((start, stop), "start/stop", minimum=-sys.maxsize)).indices(out_hw[0])
+    if stop <= start:
+        return _squeeze(np.empty((X3.shape[0], w3.shape[0], 0, out_hw[1])), squeeze)
+    p0, p1 = start * sh, (stop - 1) * sh + fh  # the padded rows the band reads
+    if _border_mode(border) == "constant":  # a view of the image rows in [p0, p1), the rest zero padding
+        lo = min(max(p0, top), p1)
+        hi = max(min(p1, top + height), lo)
+        band, band_pads = X3[:, lo - top : hi - top], ((lo - p0, p1 - hi), cols)
+    else:  # copy the rows the border repeats
+        rows = np.pad(np.arange(height), (top, bottom), mode=_border_mode(border))[p0:p1]
+        band, band_pads = X3[:, rows], ((0, 0), cols)
+    A = _forward(band, w3[:, ::-1, ::-1] if flip else w3, band_pads, strides, border)
+    return _squeeze(A, squeeze)
+
+
+def _forward(X3, w3, pads, strides, border):
+    """Pick a path by :func:`convcli._fastconv.choose`; every path gives the same numbers."""
     path = _fastconv.choose(w3.shape[0], strides)
     if path == "general":
-        A = _correlate(_pad(X3, pads, border), w3, strides)
-    else:
-        if _border_mode(border) != "constant":  # the fast paths pad with zeros themselves
-            X3, pads = _pad(X3, pads, border), ((0, 0), (0, 0))
-        if path == "taps":
-            A = _fastconv.correlate_taps(X3, w3, pads)
-        else:
-            A = _fastconv.correlate_matmul(X3, w3, pads, strides)
-    return _squeeze(A, squeeze)
+        return _correlate(_pad(X3, pads, border), w3, strides)
+    if _border_mode(border) != "constant":  # the fast paths pad with zeros themselves
+        X3, pads = _pad(X3, pads, border), ((0, 0), (0, 0))
+    if path == "taps":
+        return _fastconv.correlate_taps(X3, w3, pads)
+    return _fastconv.correlate_matmul(X3, w3, pads, strides)
 
 
 def conv_backward(X, w, dA=None, *, padding: Padding = "valid", stride=1, flip: bool = False, border: str = "zero"):
@@ -339,9 +383,16 @@ def _same_shape(x: np.ndarray, w: np.ndarray, xname: str, wname: str) -> None:
         raise ShapeError(f"{xname} and {wname} must have the same shape; got {xname} {x.shape} and {wname} {w.shape}")
 
 
-def _prepare(X, w):
-    """float64 ``(N, H, W)`` images and ``(K, Fh, Fw)`` kernels, and which axes to squeeze out."""
-    X, w = _as_float(X, "X"), _as_float(w, "w")
+def _prepare(X, w, *, keep_dtype: bool = False):
+    """``(N, H, W)`` images and float64 ``(K, Fh, Fw)`` kernels, and which axes to squeeze out.
+
+    Images become float64, except that with ``keep_dtype`` real arrays (bool,
+    int, float) stay as they are: the forward paths compute in float64 block by
+    block, so a uint8 picture never needs a float64 copy of its own.
+    """
+    real = keep_dtype and isinstance(X, np.ndarray) and X.dtype.kind in "biuf"
+    X = X if real else _as_float(X, "X")
+    w = _as_float(w, "w")
     if X.ndim not in (2, 3):
         raise ShapeError(f"X must have shape (H, W) or (N, H, W); got shape {X.shape}")
     if w.ndim not in (2, 3):

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from scipy import ndimage, signal
 
 from convcli import _fastconv, layers
-from convcli.layers import conv_backward, conv_forward, pad_widths
+from convcli.errors import ParameterError
+from convcli.layers import conv_backward, conv_forward, conv_forward_rows, pad_widths
 
 BORDERS = ["zero", "reflect", "symmetric", "edge", "wrap"]
 
@@ -197,13 +198,24 @@ def test_all_zero_kernel_gives_positive_zeros():
     np.testing.assert_array_equal(bits(A), bits(np.zeros((6, 7))))
 
 
-def test_non_contiguous_and_integer_inputs():
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float32, np.float16, bool])
+@pytest.mark.parametrize("kernels", [1, 2, 5])
+def test_images_of_other_dtypes_are_computed_in_float64(dtype, kernels):
+    """The fast paths read uint8/float32... images as they are, but multiply in float64 like the general path."""
     rng = np.random.default_rng(2)
-    X = rng.integers(0, 255, size=(40, 60), dtype=np.uint8)[::2, ::3]
-    w = rng.standard_normal((2, 3, 2))
+    X = (rng.standard_normal((40, 60)) * 100).astype(dtype)[::2, ::3]  # not contiguous either
+    w = rng.standard_normal((kernels, 3, 2)) / 3
     with block_sizes(33, 33):
         fast = conv_forward(X, w, padding=(1, 2))
-    np.testing.assert_array_equal(bits(fast), bits(general_forward(X, w, padding=(1, 2))))
+        valid = conv_forward(np.ascontiguousarray(X), w)  # no padding: the image is read in place
+    assert fast.dtype == np.float64
+    exact = general_forward(X.astype(np.float64), w, padding=(1, 2))
+    if kernels < _fastconv.BANK_MIN:
+        np.testing.assert_array_equal(bits(fast), bits(exact))
+        np.testing.assert_array_equal(bits(valid), bits(general_forward(X.astype(np.float64), w)))
+    else:
+        np.testing.assert_allclose(fast, exact, rtol=1e-13, atol=1e-12)
+        np.testing.assert_allclose(valid, general_forward(X.astype(np.float64), w), rtol=1e-13, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- backward
@@ -250,3 +262,33 @@ def test_backward_on_a_long_image_uses_many_bands():
     np.testing.assert_allclose(fast["w"], signal.correlate2d(np.pad(X, 1), dA, mode="valid"), rtol=1e-11)
     long = conv_backward(np.tile(X, (1, 100)), w, np.tile(dA, (1, 100)), padding="same")  # pieces of 8192
     np.testing.assert_allclose(long["w"], signal.correlate2d(np.pad(np.tile(X, (1, 100)), 1), np.tile(dA, (1, 100)), mode="valid"), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- bands of rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(cases(kernels=st.sampled_from([None, 2, 4]), strided=True), st.integers(-20, 20), st.integers(-20, 20), budgets)
+def test_a_band_of_rows_is_that_slice_of_the_whole_output(case, start, stop, budget):
+    with block_sizes(budget, budget):
+        band = conv_forward_rows(case["X"], case["w"], start, stop, **{k: v for k, v in case.items() if k not in "Xw"})
+    whole = conv_forward(**case)[..., start:stop, :]
+    assert band.shape == whole.shape
+    if case["w"].ndim == 3 and case["w"].shape[0] >= _fastconv.BANK_MIN:
+        np.testing.assert_allclose(band, whole, rtol=1e-13, atol=1e-12)  # BLAS may group its sums differently
+    else:
+        np.testing.assert_array_equal(bits(band), bits(whole))
+
+
+def test_strips_rebuild_the_whole_map():
+    rng = np.random.default_rng(6)
+    X = rng.integers(0, 256, size=(101, 64), dtype=np.uint8)
+    w = np.array([[1.0, 1, 1], [0, 0, 0], [-1, -1, -1]])
+    for border in BORDERS:
+        strips = [conv_forward_rows(X, w, r, r + 16, padding="same", border=border) for r in range(0, 101, 16)]
+        np.testing.assert_array_equal(np.vstack(strips), conv_forward(X, w, padding="same", border=border))
+
+
+def test_band_bounds_must_be_whole_numbers():
+    with pytest.raises(ParameterError, match=r"start/stop must be a whole number or a pair of them; got \(0, 2.5\)"):
+        conv_forward_rows(np.ones((5, 5)), np.ones((3, 3)), 0, 2.5)
