@@ -6,8 +6,8 @@ module holds the faster ways to compute the same numbers.  Which one runs is
 decided in ``layers`` by one rule (:func:`choose`):
 
 ``"taps"`` -- stride 1 and fewer than :data:`BANK_MIN` kernels.
-    The image is cut into blocks of rows small enough to stay in the CPU cache
-    (:func:`blocks`).  Each block is copied once into a zero-padded scratch
+    The image is cut into blocks of rows that stay in the CPU cache
+    (:func:`blocks`, about :data:`BLOCK_PIXELS` pixels each).  Each block is copied once into a zero-padded scratch
     buffer, and the kernel taps are accumulated into a second buffer with
     in-place ``np.multiply(..., out=)`` / ``np.add(..., out=)``, so no
     temporary is ever the size of the image.  The buffer is flat: with rows
@@ -25,31 +25,44 @@ decided in ``layers`` by one rule (:func:`choose`):
     Sliding windows over a chunk of images (or a band of rows of one large
     image) are copied into a ``(Fh*Fw, pixels)`` matrix per image and
     multiplied by the ``(K, Fh*Fw)`` kernel matrix with ``np.matmul`` (BLAS).
-    The chunk is bounded, so extra memory stays small and in cache.  BLAS sums in its own order
-    (with fused multiply-adds), so these results agree with the general path
-    to rounding (about 1e-15 relative), not bitwise.
+    The chunk is bounded, so extra memory stays small and in cache.  BLAS
+    sums in its own order (with fused multiply-adds), so these results agree
+    with the general path to rounding (about 1e-15 relative), not bitwise.
 
 ``"general"`` -- everything else (strides other than 1 with few kernels).
 
-All functions here take float64 arrays already validated by ``layers``:
-images ``X`` of shape ``(N, H, W)``, kernels ``w`` of shape ``(K, Fh, Fw)``
-and zero padding ``pads = ((top, bottom), (left, right))``.  Other borders are
+Jobs of at least :data:`PARALLEL_PIXELS` output values are split into
+consecutive runs of blocks, one per thread (:func:`_run`, at most
+:data:`THREADS`).  numpy's loops and BLAS release the GIL, each thread owns its
+scratch buffers and writes its own part of the output, so the numbers are the
+same as with one thread.  (``dw`` sums one partial result per thread, so its
+last bits can depend on the thread count.)
+
+All functions here take arrays already validated by ``layers``: images ``X``
+of shape ``(N, H, W)`` (float64, or any real dtype for the forward paths,
+converted block by block), float64 kernels ``w`` of shape ``(K, Fh, Fw)`` and
+zero padding ``pads = ((top, bottom), (left, right))``.  Other borders are
 handled in ``layers`` by padding first and passing zero ``pads`` here.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 #: Banks with at least this many kernels go to the BLAS (``"matmul"``) path.
 BANK_MIN = 4
-#: Padded pixels per scratch buffer of the tap path (3 buffers of 128 KiB stay in L2).
-BLOCK_PIXELS = 1 << 14
+#: Padded pixels per scratch buffer of the tap path (three 1 MiB buffers; fewer numpy calls beat L2 residency).
+BLOCK_PIXELS = 1 << 17
+#: Jobs with at least this many output values are split over :data:`THREADS` threads.
+PARALLEL_PIXELS = 1 << 20
+#: Threads for large jobs: the CPUs this process may use, at most 4 (memory bandwidth runs out).
+THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 #: Output pixels per block of the matmul path (the window matrix is ``Fh*Fw`` times that).
-MATMUL_PIXELS = 1 << 13
+MATMUL_PIXELS = 1 << 15
 
 Pads = "tuple[tuple[int, int], tuple[int, int]]"
 
@@ -117,24 +130,44 @@ def _padded_shape(X: np.ndarray, pads) -> "tuple[int, int]":
     return X.shape[1] + top + bottom, X.shape[2] + left + right
 
 
-def _block_views(X, pads, kernel_h, out_h, *, budget: int, stride: int = 1) -> Iterator:
-    """:func:`blocks` with each block's padded pixels filled into one reused flat buffer.
+def _plan(X, pads, kernel_h: int, out_h: int, *, budget: int, stride: int = 1) -> list:
+    """The list of :func:`blocks` for images ``X`` padded by ``pads``."""
+    return list(blocks(X.shape[0], _padded_shape(X, pads), kernel_h, out_h, stride=stride, budget=budget))
 
-    Yields ``(n0, m, r0, rows_out, buf)`` with ``buf`` a C-contiguous
+
+def _block_views(X, pads, plan, *, stride: int = 1) -> Iterator:
+    """The blocks of ``plan``, each with its padded pixels filled into one reused flat buffer.
+
+    Yields ``(n0, m, r0, rows_out, buf)`` with ``buf`` a C-contiguous float64
     ``(m, rows_in, Wp)`` view of the buffer -- or of ``X`` itself when there is
-    no padding to add.  Callers only read it.
+    nothing to pad or convert.  Callers only read it.
     """
-    hp, wp = _padded_shape(X, pads)
-    plan = list(blocks(X.shape[0], (hp, wp), kernel_h, out_h, stride=stride, budget=budget))
-    if pads == ((0, 0), (0, 0)) and X.flags.c_contiguous:  # nothing to pad: use the images in place
+    if pads == ((0, 0), (0, 0)) and X.flags.c_contiguous and X.dtype == np.float64:  # use the images in place
         for n0, m, r0, rows_out, rows_in in plan:
             yield n0, m, r0, rows_out, X[n0 : n0 + m, r0 * stride : r0 * stride + rows_in]
         return
+    wp = _padded_shape(X, pads)[1]
     flat = np.zeros(max(m * rows_in * wp for _, m, _, _, rows_in in plan))
     for n0, m, r0, rows_out, rows_in in plan:
         buf = flat[: m * rows_in * wp].reshape(m, rows_in, wp)
         fill(buf, X, n0, r0 * stride, pads)
         yield n0, m, r0, rows_out, buf
+
+
+def _run(work: Callable[[list], object], plan: list, pixels: int) -> list:
+    """``[work(part), ...]`` over consecutive parts of ``plan``; in threads when ``pixels >= PARALLEL_PIXELS``.
+
+    numpy and BLAS release the GIL inside their loops, so the parts run on
+    separate cores.  Each ``work`` call owns its scratch buffers and writes a
+    disjoint part of the output, so the numbers do not depend on the split.
+    """
+    threads = min(THREADS, len(plan)) if pixels >= PARALLEL_PIXELS else 1
+    if threads <= 1:
+        return [work(plan)]
+    size = -(-len(plan) // threads)
+    parts = [plan[i : i + size] for i in range(0, len(plan), size)]
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="convcli") as pool:
+        return list(pool.map(work, parts))
 
 
 # ----------------------------------------------------------------------------- taps
@@ -163,30 +196,34 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads) -> np.ndarray:
     taps = [[(i * wp + j, float(w[c, i, j])) for i in range(fh) for j in range(fw)] for c in range(k)]
     nonzero = [[(o, v) for o, v in tc if v != 0.0] for tc in taps]
     has_zeros = any(len(a) != len(b) for a, b in zip(taps, nonzero))
-    acc = tmp = None
-    for n0, m, r0, rows_out, buf in _block_views(X, pads, fh, out_h, budget=BLOCK_PIXELS):
-        size = buf.size
-        if acc is None or acc.size < size:
-            acc, tmp = np.empty(size), np.empty(size)
-        flat = buf.reshape(-1)
-        # the last output pixel of the block is ((m-1)*rows_in + rows_out-1)*Wp + W'-1
-        length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
-        finite = not has_zeros or bool(np.isfinite(np.sum(flat)))
-        for c in range(k):
-            use = nonzero[c] if finite else taps[c]
-            a, t = acc[:length], tmp[:length]
-            if not use:
-                a.fill(0.0)
-            for index, (offset, value) in enumerate(use):
-                src = flat[offset : offset + length]
-                if index == 0:
-                    np.multiply(src, value, out=a, dtype=np.float64)
-                else:
-                    np.multiply(src, value, out=t, dtype=np.float64)
-                    np.add(a, t, out=a)
-            grid = acc[:size].reshape(buf.shape)[:, :rows_out, :out_w]
-            # "+ 0.0" copies out and makes the sum start from 0.0 like the general path (no -0.0)
-            np.add(grid, 0.0, out=A[n0 : n0 + m, c, r0 : r0 + rows_out])
+
+    def work(part):
+        acc = tmp = None
+        for n0, m, r0, rows_out, buf in _block_views(X, pads, part):
+            size = buf.size
+            if acc is None or acc.size < size:
+                acc, tmp = np.empty(size), np.empty(size)
+            flat = buf.reshape(-1)
+            # the last output pixel of the block is ((m-1)*rows_in + rows_out-1)*Wp + W'-1
+            length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
+            finite = not has_zeros or bool(np.isfinite(np.sum(flat)))
+            for c in range(k):
+                use = nonzero[c] if finite else taps[c]
+                a, t = acc[:length], tmp[:length]
+                if not use:
+                    a.fill(0.0)
+                for index, (offset, value) in enumerate(use):
+                    src = flat[offset : offset + length]
+                    if index == 0:
+                        np.multiply(src, value, out=a, dtype=np.float64)
+                    else:
+                        np.multiply(src, value, out=t, dtype=np.float64)
+                        np.add(a, t, out=a)
+                grid = acc[:size].reshape(buf.shape)[:, :rows_out, :out_w]
+                # "+ 0.0" copies out and makes the sum start from 0.0 like the general path (no -0.0)
+                np.add(grid, 0.0, out=A[n0 : n0 + m, c, r0 : r0 + rows_out])
+
+    _run(work, _plan(X, pads, fh, out_h, budget=BLOCK_PIXELS), A.size)
     return A
 
 
@@ -239,23 +276,26 @@ def weight_gradient(X: np.ndarray, dA: np.ndarray, pads, kernel_hw) -> np.ndarra
     fh, fw = kernel_hw
     k, out_h, out_w = dA.shape[1:]
     _, wp = _padded_shape(X, pads)
-    dw = np.zeros((k, fh, fw))
-    grad = None
-    for n0, m, r0, rows_out, buf in _block_views(X, pads, fh, out_h, budget=BLOCK_PIXELS):
-        size = buf.size
-        if grad is None or grad.size < size:
-            grad = np.empty(size)
-        flat = buf.reshape(-1)
-        length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
-        g3 = grad[:size].reshape(buf.shape)
-        g3.fill(0.0)  # the columns past W' and the rows past each image's H' stay zero
-        for c in range(k):
-            g3[:, :rows_out, :out_w] = dA[n0 : n0 + m, c, r0 : r0 + rows_out]
-            g = grad[:length]
-            for i in range(fh):
-                for j in range(fw):
-                    dw[c, i, j] += _dot(g, flat[i * wp + j : i * wp + j + length])
-    return dw
+
+    def work(part):
+        dw, grad = np.zeros((k, fh, fw)), None
+        for n0, m, r0, rows_out, buf in _block_views(X, pads, part):
+            size = buf.size
+            if grad is None or grad.size < size:
+                grad = np.empty(size)
+            flat = buf.reshape(-1)
+            length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
+            g3 = grad[:size].reshape(buf.shape)
+            g3.fill(0.0)  # the columns past W' and the rows past each image's H' stay zero
+            for c in range(k):
+                g3[:, :rows_out, :out_w] = dA[n0 : n0 + m, c, r0 : r0 + rows_out]
+                g = grad[:length]
+                for i in range(fh):
+                    for j in range(fw):
+                        dw[c, i, j] += _dot(g, flat[i * wp + j : i * wp + j + length])
+        return dw
+
+    return sum(_run(work, _plan(X, pads, fh, out_h, budget=BLOCK_PIXELS), dA.size))
 
 
 def _dot(a: np.ndarray, b: np.ndarray, piece: int = 8192) -> float:
@@ -297,18 +337,22 @@ def correlate_matmul(X: np.ndarray, w: np.ndarray, pads, strides) -> np.ndarray:
     out_h, out_w = (hp - fh) // sh + 1, (wp - fw) // sw + 1
     A = np.empty((X.shape[0], k, out_h, out_w))
     kernels = w.reshape(k, fh * fw)
-    cols = None
-    for n0, m, r0, rows_out, buf in _block_views(X, pads, fh, out_h, stride=sh, budget=MATMUL_PIXELS * sh * sw):
-        pixels = rows_out * out_w
-        if cols is None or cols.size < m * fh * fw * pixels:
-            cols = np.empty(m * fh * fw * pixels)
-        windows = cols[: m * fh * fw * pixels].reshape(m, fh, fw, rows_out, out_w)
-        for i in range(fh):
-            for j in range(fw):
-                windows[:, i, j] = buf[:, i : i + (rows_out - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw]
-        windows = windows.reshape(m, fh * fw, pixels)
-        if rows_out == out_h:  # whole images: A[n0:n0+m] is contiguous, BLAS writes into it
-            np.matmul(kernels, windows, out=A[n0 : n0 + m].reshape(m, k, pixels))
-        else:
-            A[n0 : n0 + m, :, r0 : r0 + rows_out] = np.matmul(kernels, windows).reshape(m, k, rows_out, out_w)
+
+    def work(part):
+        cols = None
+        for n0, m, r0, rows_out, buf in _block_views(X, pads, part, stride=sh):
+            pixels = rows_out * out_w
+            if cols is None or cols.size < m * fh * fw * pixels:
+                cols = np.empty(m * fh * fw * pixels)
+            windows = cols[: m * fh * fw * pixels].reshape(m, fh, fw, rows_out, out_w)
+            for i in range(fh):
+                for j in range(fw):
+                    windows[:, i, j] = buf[:, i : i + (rows_out - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw]
+            windows = windows.reshape(m, fh * fw, pixels)
+            if rows_out == out_h:  # whole images: A[n0:n0+m] is contiguous, BLAS writes into it
+                np.matmul(kernels, windows, out=A[n0 : n0 + m].reshape(m, k, pixels))
+            else:
+                A[n0 : n0 + m, :, r0 : r0 + rows_out] = np.matmul(kernels, windows).reshape(m, k, rows_out, out_w)
+
+    _run(work, _plan(X, pads, fh, out_h, stride=sh, budget=MATMUL_PIXELS * sh * sw), A.size)
     return A

@@ -127,8 +127,9 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
     return _squeeze(A, squeeze)
 
 
-def conv_forward_rows(X, w, start: int, stop: int, *, padding: Padding = "valid", stride=1, flip: bool = False,
-                      border: str = "zero"):
+def conv_forward_rows(
+    X, w, start: int, stop: int, *, padding: Padding = "valid", stride=1, flip: bool = False, border: str = "zero"
+):
     """Output rows ``start:stop`` of :func:`conv_forward`, computing only those.
 
     The same numbers as ``conv_forward(X, w, ...)[..., start:stop, :]`` (bit

@@ -21,14 +21,17 @@ BORDERS = ["zero", "reflect", "symmetric", "edge", "wrap"]
 
 
 @contextmanager
-def block_sizes(taps: int, matmul: int):
-    """Temporarily set the fast paths' block budgets (in pixels)."""
-    saved = _fastconv.BLOCK_PIXELS, _fastconv.MATMUL_PIXELS
-    _fastconv.BLOCK_PIXELS, _fastconv.MATMUL_PIXELS = taps, matmul
+def block_sizes(taps: int, matmul: int, threads: int = 3):
+    """Temporarily set the fast paths' block budgets (in pixels), and split even tiny jobs over ``threads``."""
+    names = ("BLOCK_PIXELS", "MATMUL_PIXELS", "THREADS", "PARALLEL_PIXELS")
+    saved = [getattr(_fastconv, name) for name in names]
+    for name, value in zip(names, (taps, matmul, threads, 0)):
+        setattr(_fastconv, name, value)
     try:
         yield
     finally:
-        _fastconv.BLOCK_PIXELS, _fastconv.MATMUL_PIXELS = saved
+        for name, value in zip(names, saved):
+            setattr(_fastconv, name, value)
 
 
 def general_forward(X, w, *, padding="valid", stride=1, flip=False, border="zero"):
@@ -61,8 +64,11 @@ def bits(a):
     return np.ascontiguousarray(a).view(np.int64)
 
 
-paddings = st.one_of(st.sampled_from(["valid", "same", "full"]), st.integers(0, 4), st.tuples(st.integers(0, 4), st.integers(0, 2)))
+paddings = st.one_of(
+    st.sampled_from(["valid", "same", "full"]), st.integers(0, 4), st.tuples(st.integers(0, 4), st.integers(0, 2))
+)
 budgets = st.sampled_from([1, 7, 16, 37, 64, 150, 10**6])
+threads = st.sampled_from([1, 2, 3])
 
 
 @st.composite
@@ -83,7 +89,9 @@ def cases(draw, *, kernels, strided):
         make = rng.standard_normal
     X = make((h, w) if n is None else (n, h, w))
     wk = make((fh, fw) if k is None else (k, fh, fw))
-    return dict(X=X, w=wk, padding=padding, stride=stride, flip=draw(st.booleans()), border=draw(st.sampled_from(BORDERS)))
+    return dict(
+        X=X, w=wk, padding=padding, stride=stride, flip=draw(st.booleans()), border=draw(st.sampled_from(BORDERS))
+    )
 
 
 # ----------------------------------------------------------------------------- the rule
@@ -130,18 +138,18 @@ def test_blocks_cover_every_output_row_once(n, hp, wp, fh, stride, budget):
 
 
 @settings(max_examples=250, deadline=None)
-@given(cases(kernels=st.sampled_from([None, 1, 2, 3]), strided=False), budgets)
-def test_taps_path_is_bitwise_the_general_path(case, budget):
-    with block_sizes(budget, 10**6):
+@given(cases(kernels=st.sampled_from([None, 1, 2, 3]), strided=False), budgets, threads)
+def test_taps_path_is_bitwise_the_general_path(case, budget, n_threads):
+    with block_sizes(budget, 10**6, n_threads):
         fast = conv_forward(**case)
     general = general_forward(**case)
     np.testing.assert_array_equal(bits(fast), bits(general))
 
 
 @settings(max_examples=150, deadline=None)
-@given(cases(kernels=st.sampled_from([4, 5, 7]), strided=True), budgets)
-def test_matmul_path_equals_the_general_path_to_rounding(case, budget):
-    with block_sizes(10**6, budget):
+@given(cases(kernels=st.sampled_from([4, 5, 7]), strided=True), budgets, threads)
+def test_matmul_path_equals_the_general_path_to_rounding(case, budget, n_threads):
+    with block_sizes(10**6, budget, n_threads):
         fast = conv_forward(**case)
     general = general_forward(**case)
     assert fast.shape == general.shape
@@ -222,13 +230,13 @@ def test_images_of_other_dtypes_are_computed_in_float64(dtype, kernels):
 
 
 @settings(max_examples=150, deadline=None)
-@given(cases(kernels=st.sampled_from([None, 1, 2, 3]), strided=False), budgets)
-def test_backward_taps_path_equals_the_general_path(case, budget):
+@given(cases(kernels=st.sampled_from([None, 1, 2, 3]), strided=False), budgets, threads)
+def test_backward_taps_path_equals_the_general_path(case, budget, n_threads):
     X, w = case["X"], case["w"]
     opts = {key: case[key] for key in ("padding", "stride", "flip", "border")}
     A = conv_forward(X, w, **opts)
     dA = np.random.default_rng(3).standard_normal(A.shape)
-    with block_sizes(budget, budget):
+    with block_sizes(budget, budget, n_threads):
         fast = conv_backward(X, w, dA, **opts)
     X3 = X if X.ndim == 3 else X[None]
     w3 = w if w.ndim == 3 else w[None]
@@ -261,7 +269,9 @@ def test_backward_on_a_long_image_uses_many_bands():
     np.testing.assert_allclose(fast["X"], signal.convolve2d(dA, w, mode="same"), atol=1e-11)
     np.testing.assert_allclose(fast["w"], signal.correlate2d(np.pad(X, 1), dA, mode="valid"), rtol=1e-11)
     long = conv_backward(np.tile(X, (1, 100)), w, np.tile(dA, (1, 100)), padding="same")  # pieces of 8192
-    np.testing.assert_allclose(long["w"], signal.correlate2d(np.pad(np.tile(X, (1, 100)), 1), np.tile(dA, (1, 100)), mode="valid"), rtol=1e-10)
+    np.testing.assert_allclose(
+        long["w"], signal.correlate2d(np.pad(np.tile(X, (1, 100)), 1), np.tile(dA, (1, 100)), mode="valid"), rtol=1e-10
+    )
 
 
 # ----------------------------------------------------------------------------- bands of rows
