@@ -170,6 +170,32 @@ def _run(work: Callable[[list], object], plan: list, pixels: int) -> list:
         return list(pool.map(work, parts))
 
 
+def band(X: np.ndarray, row_pads, p0: int, p1: int, mode: str) -> "tuple[np.ndarray, tuple[int, int]]":
+    """The input of rows ``p0:p1`` of the padded images, for a band of output rows.
+
+    Parameters
+    ----------
+    X : ndarray, shape ``(N, H, W)``
+    row_pads : (top, bottom), the rows the padding adds
+    p0, p1 : the band's first and one-past-last padded row
+    mode : the :func:`numpy.pad` mode of the border
+
+    Returns
+    -------
+    (rows, (top', bottom'))
+        Image rows ``(N, R, W)`` and the zero rows to add above and below them:
+        a view of ``X`` for zero padding, else the rows the border repeats,
+        copied (``top' = bottom' = 0``).
+    """
+    top, bottom = row_pads
+    height = X.shape[1]
+    if mode == "constant":
+        lo = min(max(p0, top), p1)
+        hi = max(min(p1, top + height), lo)
+        return X[:, lo - top : hi - top], (lo - p0, p1 - hi)
+    return X[:, np.pad(np.arange(height), (top, bottom), mode=mode)[p0:p1]], (0, 0)
+
+
 # ----------------------------------------------------------------------------- taps
 
 

@@ -109,11 +109,10 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
 
     Notes
     -----
-    Large inputs take a fast path chosen by :func:`convcli._fastconv.choose`:
-    stride 1 with fewer than 4 kernels is computed in cache-sized blocks, with
-    the same numbers bit for bit as the plain tap loop below (and as
-    ``scipy.ndimage.correlate`` for odd kernels); a bank of 4 or more kernels
-    is one BLAS product per image over sliding windows (equal to rounding).
+    :func:`convcli._fastconv.choose` picks the path: stride 1 with up to 3
+    kernels runs in cache-sized blocks, bit for bit the numbers of the plain
+    tap loop (and of ``scipy.ndimage.correlate``); 4 or more kernels are one
+    BLAS product per image (equal to rounding); the rest is the tap loop.
 
     Examples
     --------
@@ -132,11 +131,10 @@ def conv_forward_rows(
 ):
     """Output rows ``start:stop`` of :func:`conv_forward`, computing only those.
 
-    The same numbers as ``conv_forward(X, w, ...)[..., start:stop, :]`` (bit
-    for bit), reading only the input rows that band needs, so a large image
-    can be processed in strips with memory proportional to the strip.
-    ``start`` and ``stop`` follow Python slice rules (clamped, negative from
-    the end).
+    The same numbers as ``conv_forward(X, w, ...)[..., start:stop, :]``, from
+    only the input rows the band needs: a large image can be processed in
+    strips, in memory proportional to a strip.  ``start`` and ``stop`` follow
+    Python's slice rules.
 
     Returns
     -------
@@ -152,20 +150,13 @@ def conv_forward_rows(
     X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
     pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
     (top, bottom), cols = pads
-    height, fh, sh = X3.shape[1], w3.shape[1], strides[0]
-    out_hw = _output_hw((height + top + bottom, X3.shape[2] + sum(cols)), w3.shape[1:], strides)
+    fh, sh = w3.shape[1], strides[0]
+    out_hw = _output_hw((X3.shape[1] + top + bottom, X3.shape[2] + sum(cols)), w3.shape[1:], strides)
     start, stop, _ = slice(*_pair((start, stop), "start/stop", minimum=-sys.maxsize)).indices(out_hw[0])
     if stop <= start:
         return _squeeze(np.empty((X3.shape[0], w3.shape[0], 0, out_hw[1])), squeeze)
-    p0, p1 = start * sh, (stop - 1) * sh + fh  # the padded rows the band reads
-    if _border_mode(border) == "constant":  # a view of the image rows in [p0, p1), the rest zero padding
-        lo = min(max(p0, top), p1)
-        hi = max(min(p1, top + height), lo)
-        band, band_pads = X3[:, lo - top : hi - top], ((lo - p0, p1 - hi), cols)
-    else:  # copy the rows the border repeats
-        rows = np.pad(np.arange(height), (top, bottom), mode=_border_mode(border))[p0:p1]
-        band, band_pads = X3[:, rows], ((0, 0), cols)
-    A = _forward(band, w3[:, ::-1, ::-1] if flip else w3, band_pads, strides, border)
+    band, band_rows = _fastconv.band(X3, (top, bottom), start * sh, (stop - 1) * sh + fh, _border_mode(border))
+    A = _forward(band, w3[:, ::-1, ::-1] if flip else w3, (band_rows, cols), strides, border)
     return _squeeze(A, squeeze)
 
 
@@ -387,9 +378,8 @@ def _same_shape(x: np.ndarray, w: np.ndarray, xname: str, wname: str) -> None:
 def _prepare(X, w, *, keep_dtype: bool = False):
     """``(N, H, W)`` images and float64 ``(K, Fh, Fw)`` kernels, and which axes to squeeze out.
 
-    Images become float64, except that with ``keep_dtype`` real arrays (bool,
-    int, float) stay as they are: the forward paths compute in float64 block by
-    block, so a uint8 picture never needs a float64 copy of its own.
+    Images become float64, except real arrays with ``keep_dtype`` (the forward
+    paths convert block by block, so a uint8 picture needs no float64 copy).
     """
     real = keep_dtype and isinstance(X, np.ndarray) and X.dtype.kind in "biuf"
     X = X if real else _as_float(X, "X")
