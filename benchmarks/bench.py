@@ -327,7 +327,7 @@ BENCHES = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default=",".join(BENCHES), help=f"comma-separated subset of {', '.join(BENCHES)}")
-    parser.add_argument("--repeat", type=int, default=7, help="alternating rounds per comparison (default 7)")
+    parser.add_argument("--repeat", type=int, default=11, help="alternating rounds per comparison (default 11)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in names if name not in BENCHES]
