@@ -1,0 +1,301 @@
+"""``convcli filters``: list and show the filter library, and batch-render activation maps.
+
+A thin adapter over :mod:`convcli.kernels` (the library), :mod:`convcli.batch`
+(the batch job) and :mod:`convcli.maps` (one map for ``show``).  numpy, Pillow
+and rich are imported inside the commands so that ``convcli --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import click
+
+from convcli.cli_common import conv_options, handle_errors, picture_options, progress_enabled, stdout_console
+
+#: Where ``filters render`` writes when no -o is given.
+DEFAULT_OUTPUT = "convcli-filters"
+
+
+@click.group("filters", context_settings={"help_option_names": ["-h", "--help"]})
+def filters() -> None:
+    """List, show and batch-render the filter library.
+
+    \b
+    Examples:
+      convcli filters list                       # name, size, kernel, sum, description
+      convcli filters show sobel-x               # the matrix, its properties, a preview
+      convcli filters render                     # every filter on the bundled samples
+    """
+
+
+# ----------------------------------------------------------------------------- list
+
+
+@filters.command("list")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or JSON (name, kernel, description) on stdout.",
+)
+@handle_errors
+def list_filters(fmt: str) -> None:
+    """List every named filter.
+
+    \b
+    Examples:
+      convcli filters list
+      convcli filters list --format json | jq -r '.[].name'
+    """
+    from convcli.kernels import FILTERS
+
+    if fmt == "json":
+        import json
+
+        rows = [{"name": f.name, "kernel": _plain(f.kernel), "description": f.description} for f in FILTERS.values()]
+        click.echo("[\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n]")  # one filter a line
+        return
+
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column, justify in (
+        ("name", "left"),
+        ("size", "left"),
+        ("kernel", "left"),
+        ("sum", "right"),
+        ("description", "left"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=column in ("name", "size", "sum"))
+    for f in FILTERS.values():
+        table.add_row(f.name, _size(f.kernel), _compact(f.kernel), _number(f.kernel.sum()), f.description)
+    stdout_console().print(table)
+
+
+# ----------------------------------------------------------------------------- show
+
+
+@filters.command("show")
+@click.argument("name")
+@conv_options
+@click.option(
+    "--normalize",
+    type=click.Choice(["minmax", "abs", "clip", "signed"]),
+    default="minmax",
+    show_default=True,
+    help="How the preview maps values to grey levels.",
+)
+@handle_errors
+def show(name: str, padding, border: str, normalize: str) -> None:
+    """Show filter NAME: matrix, properties, preview.
+
+    The preview is the activation map on the bundled sample (a Fashion-MNIST
+    ankle boot).
+
+    \b
+    Examples:
+      convcli filters show edge-h
+      convcli filters show laplacian --normalize signed
+    """
+    from convcli import images, kernels, maps
+
+    f = kernels.get_filter(name)
+    console = stdout_console()
+    say = lambda text, **kw: console.print(text, markup=False, highlight=False, soft_wrap=True, **kw)  # noqa: E731
+    say(f"{f.name} ({_size(f.kernel)})", style="bold")
+    say(f.description)
+    say("")
+    for line in _matrix_lines(f.kernel):
+        say("  " + line)
+    say("")
+    yes = {True: "yes", False: "no"}
+    say(
+        f"sum {_number(f.kernel.sum())} · zero-sum {yes[kernels.is_zero_sum(f.kernel)]}"
+        f" · separable {yes[kernels.is_separable(f.kernel)]}"
+    )
+
+    sample = images.default_sample()
+    X = images.read_image(sample)
+    A = maps.convolve_map(X, f.kernel, padding=padding, border=border, names=(f"'{sample.name}'", f"'{f.name}'"))
+    say("")
+    say(f"activation map on {sample.name} (padding {padding}): {maps.map_stats(A)}")
+    console.print(_preview(console, A, normalize))
+
+
+def _preview(console, A, normalize: str):
+    """The terminal picture of a map that ``convolve`` prints (half blocks, or shade characters)."""
+    # One preview for both commands: convolve's, until it moves to a shared CLI module.
+    from convcli.cli_convolve import _preview as convolve_preview
+
+    return convolve_preview(console, A, normalize)
+
+
+# ----------------------------------------------------------------------------- render
+
+
+@filters.command("render")
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
+@click.option(
+    "-f",
+    "--filter",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="A named filter (repeatable).  Default: every named filter.",
+)
+@click.option(
+    "-k",
+    "--kernel",
+    "kernel_specs",
+    multiple=True,
+    metavar="KERNEL",
+    help="A kernel file (.txt .csv .json .npy) or an inline matrix like '1,0,-1;2,0,-2;1,0,-1' "
+    "(repeatable; after the -f filters).",
+)
+@click.option(
+    "--index",
+    default=None,
+    metavar="I|A:B|I,J",
+    help="Items of IDX, .npz and 3-D .npy inputs: 3, 0:100 or 0,5,7.  Default: all of them.",
+)
+@click.option("--key", default=None, metavar="NAME", help="Which array of a .npz archive.")
+@conv_options
+@picture_options
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    default=DEFAULT_OUTPUT,
+    show_default=True,
+    metavar="DIR",
+    help="Output folder (created if missing).",
+)
+@click.option(
+    "--sheet/--no-sheet",
+    default=True,
+    show_default=True,
+    help="Also write DIR/sheet.png, a labelled contact sheet of the first 64 images.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors.")
+@handle_errors
+def render(inputs, names, kernel_specs, index, key, padding, border, normalize, size, force, out_dir, sheet, quiet):
+    """Render PNG maps of every filter on every INPUT, with a contact sheet.
+
+    INPUT is anything convolve reads (pictures, MNIST IDX raw or .gz, .npy,
+    .npz, - for stdin); with no INPUT, the bundled samples.  Writes
+    DIR/<stem>/<filter>.png (DIR/<stem>-<index>/<filter>.png for indexed
+    inputs), DIR/manifest.json (every file with its map's raw min and max)
+    and DIR/sheet.png.  A DIR that holds files is refused without --force;
+    with it, only the files written here are replaced.
+
+    \b
+    Examples:
+      convcli filters render                                  # bundled samples, every filter
+      convcli filters render t10k-images-idx3-ubyte.gz --index 0:100 -f edge-h -f box -f sharpen
+      convcli filters render photo.jpg -k '0,-1,0;-1,5,-1;0,-1,0' --padding same -o out --force
+    """
+    import time
+
+    from convcli import batch, images, kernels
+
+    chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
+    if not chosen:
+        chosen = list(kernels.FILTERS.values())
+    sources = list(inputs) or [str(p) for p in images.sample_paths()]
+    plan = batch.plan_render(
+        sources,
+        chosen,
+        out_dir,
+        index=index,
+        key=key,
+        padding=padding,
+        border=border,
+        normalize=normalize,
+        size=size,
+        sheet=sheet,
+        force=force,
+    )
+    started = time.perf_counter()
+    if progress_enabled(quiet):
+        result = _run_with_bar(plan)
+    else:
+        result = batch.run_render(plan)
+    seconds = time.perf_counter() - started
+    if not quiet:
+        where = f"; contact sheet: {result.sheet}" if result.sheet else ""
+        stdout_console().print(
+            f"rendered {result.images:,} image{'s' * (result.images != 1)} × {len(plan.filters)} "
+            f"filter{'s' * (len(plan.filters) != 1)} = {result.maps:,} maps in {seconds:.1f} s "
+            f"into {plan.out_dir}{where}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _run_with_bar(plan):
+    """:func:`convcli.batch.run_render` with a rich progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from convcli import batch
+    from convcli.cli_common import stderr_console
+
+    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn())
+    with Progress(*columns, console=stderr_console(), transient=True) as bar:
+        task = bar.add_task("render", total=plan.total)
+        return batch.run_render(plan, progress=lambda n: bar.advance(task, n))
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _number(value: float) -> str:
+    """A value as short as it is exact: ``-1``, ``0.5``, ``0.111111``."""
+    value = float(round(float(value), 12)) + 0.0  # no "-0"
+    return f"{int(value)}" if value.is_integer() else f"{value:.6g}"
+
+
+def _plain(kernel):
+    """The kernel as nested lists, whole numbers as ints (for JSON)."""
+    return [[int(v) if float(v).is_integer() else float(v) for v in row] for row in kernel.tolist()]
+
+
+def _size(kernel) -> str:
+    return f"{kernel.shape[0]}×{kernel.shape[1]}"
+
+
+def _denominator(kernel, limit: int = 1024) -> int:
+    """The smallest d <= limit with ``d * kernel`` all whole numbers (1 if there is none)."""
+    import numpy as np
+
+    for d in range(1, limit + 1):
+        scaled = kernel * d
+        if np.allclose(scaled, np.rint(scaled), rtol=0, atol=1e-9):
+            return d
+    return 1
+
+
+def _compact(kernel) -> str:
+    """One line: ``-1 0 1 / -2 0 2 / -1 0 1``, with a common factor pulled out (``1/9 × ...``)."""
+    import numpy as np
+
+    d = _denominator(kernel)
+    values = np.rint(kernel * d) if d > 1 or np.allclose(kernel, np.rint(kernel), atol=1e-9) else kernel
+    rows = " / ".join(" ".join(_number(v) for v in row) for row in values)
+    return f"1/{d} × {rows}" if d > 1 else rows
+
+
+def _matrix_lines(kernel) -> list[str]:
+    """The kernel as aligned rows, with a common factor pulled out when there is one."""
+    import numpy as np
+
+    d = _denominator(kernel)
+    values = np.rint(kernel * d) if d > 1 else kernel
+    cells = [[_number(v) for v in row] for row in values]
+    width = max(len(c) for row in cells for c in row)
+    lines = [" ".join(c.rjust(width) for c in row) for row in cells]
+    if d > 1:
+        prefix = f"1/{d} × "
+        lines = [(prefix if i == len(lines) // 2 else " " * len(prefix)) + line for i, line in enumerate(lines)]
+    return lines
