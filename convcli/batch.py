@@ -347,7 +347,7 @@ def run_render(
     manifest = write_manifest(plan.out_dir, head, _manifest_entries(plan, records))
     sheet_path = None
     if plan.sheet:
-        note = f"showing the first {len(sheet_rows)} of {plan.total} images" if plan.total > len(sheet_rows) else None
+        note = f"showing the first {len(sheet_rows)} of {plan.total:,} images" if plan.total > len(sheet_rows) else None
         picture = contact_sheet(sheet_rows, [f.name for f in plan.filters], title=_settings(plan), note=note)
         sheet_path = atomic_write_bytes(plan.out_dir / SHEET, encode_png(picture), force=True)
     return RenderResult(plan.out_dir, plan.total, plan.total_maps, manifest, sheet_path, time.perf_counter() - started)

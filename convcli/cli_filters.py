@@ -180,7 +180,9 @@ def _preview(console, A, normalize: str):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors.")
 @handle_errors
 def render(inputs, names, kernel_specs, index, key, padding, border, normalize, size, force, out_dir, sheet, quiet):
-    """Render PNG maps of every filter on every INPUT, with a contact sheet.
+    """Render activation maps and a contact sheet.
+
+    Every filter (-f, -k; default: the whole library) on every INPUT.
 
     INPUT is anything convolve reads (pictures, MNIST IDX raw or .gz, .npy,
     .npz, - for stdin); with no INPUT, the bundled samples.  Writes
