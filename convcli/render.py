@@ -183,7 +183,9 @@ def cell_scale(shapes, min_cell: int = SHEET_MIN_CELL) -> "tuple[int, float]":
     factor, so a pixel is as large in the input as in the maps next to it.
     A row whose largest side ``m`` is at most ``min_cell`` is enlarged by the
     whole number ``ceil(min_cell / m)`` (crisp nearest-neighbour pixels); a
-    larger one is shrunk to fit.
+    larger one is kept as it is up to ``2 * min_cell`` and shrunk to that
+    beyond.  (:func:`contact_sheet` shrinks large rows further to the side of
+    the small ones when a sheet has both.)
 
     Parameters
     ----------
@@ -198,7 +200,8 @@ def cell_scale(shapes, min_cell: int = SHEET_MIN_CELL) -> "tuple[int, float]":
     if m <= min_cell:
         factor = -(-min_cell // m)
         return m * factor, float(factor)
-    return min_cell, min_cell / m
+    side = min(m, 2 * min_cell)
+    return side, side / m
 
 
 def _font(size: int):
@@ -284,7 +287,8 @@ def contact_sheet(
         labelled ``input``).
     min_cell : int
         The smallest cell side in pixels.  All cells have the same side: the
-        largest of the rows' own sides (see :func:`cell_scale`).
+        largest of the rows' own sides (see :func:`cell_scale`), or of the
+        enlarged rows' sides when there are any, large pictures shrinking to it.
     title : str, optional
         One line above the column labels (the settings, say).
     note : str, optional
@@ -306,7 +310,9 @@ def contact_sheet(
         if len(maps) != len(columns):
             raise ParameterError(f"row {label!r} has {len(maps)} maps but the sheet has {len(columns)} filter columns")
     scales = [cell_scale([image.shape[:2]] + [m.shape[:2] for m in maps], min_cell) for _, image, maps in rows]
-    side = max(s for s, _ in scales)
+    small = [s for s, factor in scales if factor >= 1]
+    side = max(small) if small else max(s for s, _ in scales)  # photos next to MNIST digits get the digits' cells
+    scales = [(s, factor if s <= side else factor * side / s) for s, factor in scales]
     ncols = len(columns) + 1
 
     probe = ImageDraw.Draw(Image.new("L", (1, 1)))

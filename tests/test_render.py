@@ -123,7 +123,8 @@ def test_cell_scale_uses_one_whole_factor_per_row():
     assert cell_scale([(28, 28), (26, 26), (24, 24)]) == (112, 4.0)  # MNIST, valid 3x3 and 5x5 maps
     assert cell_scale([(30, 30), (28, 28)]) == (120, 4.0)  # full padding: the maps are the largest
     assert cell_scale([(96, 50)]) == (96, 1.0)
-    assert cell_scale([(256, 256), (254, 254)]) == (96, 96 / 256)  # large pictures shrink to fit
+    assert cell_scale([(150, 100)]) == (150, 1.0)  # kept up to twice the smallest cell
+    assert cell_scale([(256, 256), (254, 254)]) == (192, 0.75)  # larger pictures shrink to that
 
 
 def ink_columns(sheet, top, bottom, left, right):
@@ -188,6 +189,16 @@ def test_contact_sheet_refuses_rows_that_do_not_match_the_columns():
         contact_sheet([("x", img, [img])], ["a", "b"])
     with pytest.raises(ParameterError, match="a contact sheet needs at least one row"):
         contact_sheet([], ["a"])
+
+
+def test_photos_next_to_digits_shrink_to_the_digits_cells():
+    digit, photo = np.zeros((28, 28), np.uint8), np.full((256, 256), 200, np.uint8)
+    sheet = contact_sheet([("d", digit, [digit]), ("p", photo, [photo])], ["identity"])
+    assert sheet.shape[1] == 2 * 10 + 2 * 112 + 6
+    only_photos = contact_sheet([("p", photo, [photo])], ["identity"])
+    assert only_photos.shape[1] == 2 * 10 + 2 * 192 + 6
+    top = 10 + 22
+    assert (only_photos[top : top + 192, 10 : 10 + 192] == 200).all()
 
 
 def test_min_cell_is_at_least_96():
