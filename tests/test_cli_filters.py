@@ -291,3 +291,17 @@ def test_render_progress_bar_goes_to_stderr_and_counts_every_image(tmp_path, mon
     assert sum(advanced) == 7
     assert result.stdout.startswith("rendered 7 images × 1 filter = 7 maps in ")
     assert "rendering" not in result.stdout
+
+
+def test_render_npz_by_key_with_an_index_list(tmp_path):
+    rng = np.random.default_rng(4)
+    x_train, x_test = rng.integers(0, 256, (6, 28, 28)), rng.integers(0, 256, (4, 28, 28))
+    archive = tmp_path / "mnist.npz"
+    np.savez(archive, x_train=x_train.astype(np.uint8), y_train=np.arange(6), x_test=x_test.astype(np.uint8))
+    out = tmp_path / "out"
+    result = run("render", archive, "--key", "x_test", "--index", "0,3", "-f", "edge-h", "-o", out, "-q")
+    assert result.exit_code == 0, result.stderr
+    entries = json.loads((out / "manifest.json").read_text())["files"]
+    assert [(e["index"], e["file"]) for e in entries] == [(0, "mnist-0/edge-h.png"), (3, "mnist-3/edge-h.png")]
+    A = signal.correlate2d(x_test[3].astype(float), FILTERS["edge-h"].kernel, mode="valid")
+    assert (entries[1]["min"], entries[1]["max"]) == (A.min(), A.max())
