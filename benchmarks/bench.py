@@ -88,8 +88,9 @@ def bench_forward_backward(repeat: int) -> list[Row]:
 
     A, ref = conv_forward(X, w, padding="same"), ndimage.correlate(X, w, mode="constant")
     same = "bitwise equal" if np.array_equal(A, ref) else f"max abs diff {np.abs(A - ref).max():.3g}"
+    rounds = 2 * repeat + 1  # a round takes a tenth of a second: more rounds, less noise
     fwd, nd = best_of(
-        repeat, lambda: conv_forward(X, w, padding="same"), lambda: ndimage.correlate(X, w, mode="constant")
+        rounds, lambda: conv_forward(X, w, padding="same"), lambda: ndimage.correlate(X, w, mode="constant")
     )
     rows = [
         Row(
@@ -108,7 +109,7 @@ def bench_forward_backward(repeat: int) -> list[Row]:
     dw_ref = np.array([[np.vdot(dA, np.pad(X, 1)[i : i + 2048, j : j + 2048]) for j in range(3)] for i in range(3)])
     err = max(np.abs(grads["X"] - dx_ref).max(), np.abs(grads["w"] - dw_ref).max() / np.abs(dw_ref).max())
     bwd, nd = best_of(
-        repeat, lambda: conv_backward(X, w, dA, padding="same"), lambda: ndimage.correlate(X, w, mode="constant")
+        rounds, lambda: conv_backward(X, w, dA, padding="same"), lambda: ndimage.correlate(X, w, mode="constant")
     )
     rows.append(
         Row(
@@ -143,7 +144,7 @@ def bench_batch_bank(repeat: int) -> list[Row]:
         return out
 
     err = np.abs(conv_forward(X[:50], w) - loop(X[:50])).max()
-    fast, ref = best_of(max(2, repeat // 3), lambda: conv_forward(X, w), loop)
+    fast, ref = best_of(max(2, repeat // 3), lambda: conv_forward(X, w), loop)  # the loop takes seconds
     speedup = ref / fast
     return [
         Row(
@@ -340,7 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"numpy {np.__version__}, scipy {scipy.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"load average {load:.2f}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
-        f"best of {args.repeat} alternating rounds\n",
+        f"best of {2 * args.repeat + 1} alternating rounds for targets 1-2, {max(2, args.repeat // 3)} for 3, "
+        f"{max(20, args.repeat * 5)} for 4, {max(3, args.repeat // 2)} for 5\n",
         flush=True,
     )
     rows: list[Row] = []
