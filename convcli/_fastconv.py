@@ -64,6 +64,7 @@ THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity"
 #: Output pixels per block of the matmul path (the window matrix is ``Fh*Fw`` times that).
 MATMUL_PIXELS = 1 << 15
 
+
 def choose(n_kernels: int, strides) -> str:
     """Which path computes a forward pass: ``"taps"``, ``"matmul"`` or ``"general"``."""
     if n_kernels >= BANK_MIN:
