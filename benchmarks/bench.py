@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"numpy {np.__version__}, scipy {scipy.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"load average {load:.2f}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
-        f"best of {2 * args.repeat + 1} alternating rounds for targets 1-2, {max(2, args.repeat // 3)} for 3 (5 convcli calls each), "
+        f"best of {2 * args.repeat + 1} alternating rounds for targets 1-2, "
+        f"{max(2, args.repeat // 3)} for 3 (5 convcli calls each), "
         f"{max(20, args.repeat * 5)} for 4, {max(3, args.repeat // 2)} for 5\n",
         flush=True,
     )
