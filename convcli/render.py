@@ -31,37 +31,14 @@ def to_uint8(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
     Returns
     -------
     ndarray of uint8, the shape of ``A``.
+
+    Notes
+    -----
+    The arithmetic is float64, done in chunks of about a million values, so a
+    huge map costs one uint8 copy plus a small buffer, and a nearly flat map
+    still spans 0..255.  ``round`` is numpy's (halves go to the even level).
     """
-    A = np.asarray(A)
-    if mode not in NORMALIZATIONS:
-        raise ParameterError(f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {mode!r}")
-    if A.size == 0:
-        return np.zeros(A.shape, np.uint8)
-    # float32 is plenty for 256 grey levels and halves the memory of a big map.
-    work = A.astype(np.float32, copy=True)
-    if mode == "minmax":
-        lo, hi = float(A.min()), float(A.max())
-        if hi == lo:
-            return np.zeros(A.shape, np.uint8)
-        work -= np.float32(lo)
-        work *= np.float32(255.0 / (hi - lo))
-    elif mode == "abs":
-        peak = float(np.abs(A).max())
-        np.abs(work, out=work)
-        if peak == 0:
-            return np.zeros(A.shape, np.uint8)
-        work *= np.float32(255.0 / peak)
-    elif mode == "clip":
-        pass
-    else:  # signed
-        peak = float(np.abs(A).max())
-        if peak == 0:
-            return np.full(A.shape, 128, np.uint8)
-        work *= np.float32(127.5 / peak)
-        work += np.float32(127.5)
-    np.rint(work, out=work)
-    np.clip(work, 0, 255, out=work)
-    return work.astype(np.uint8)
+    return _levels(np.asarray(A), mode, per_map=False)
 
 
 def to_uint8_each(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
@@ -76,44 +53,68 @@ def to_uint8_each(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
     Returns
     -------
     ndarray of uint8, shape (n, H, W); ``out[i]`` equals ``to_uint8(A[i], mode)``
-    bit for bit (the same float32 steps, per map).
+    bit for bit.
     """
     A = np.asarray(A)
-    if mode not in NORMALIZATIONS:
-        raise ParameterError(f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {mode!r}")
     if A.ndim != 3:
         raise ParameterError(f"maps must have shape (n, H, W); got shape {A.shape}")
+    return _levels(A, mode, per_map=True)
+
+
+_CHUNK = 1 << 20  # values converted to float64 at a time
+
+
+def _levels(A: np.ndarray, mode: str, *, per_map: bool) -> np.ndarray:
+    """The worker behind :func:`to_uint8` and :func:`to_uint8_each`.
+
+    Every mode is ``rint(f(A) * scale + offset)`` clipped to 0..255, with
+    ``f = abs`` for ``abs`` and the identity otherwise; the statistics are taken
+    over the whole array, or over each ``A[i]`` when ``per_map``.
+    """
+    if mode not in NORMALIZATIONS:
+        raise ParameterError(f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {mode!r}")
+    out = np.empty(A.shape, np.uint8)
     if A.size == 0:
-        return np.zeros(A.shape, np.uint8)
-    work = A.astype(np.float32, copy=True)
-    if mode == "minmax":
-        lo = A.min(axis=(1, 2)).astype(np.float64)
-        hi = A.max(axis=(1, 2)).astype(np.float64)
-        flat = hi == lo
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(flat, 0.0, 255.0 / np.where(flat, 1.0, hi - lo))
-        work -= lo.astype(np.float32)[:, None, None]
-        work *= scale.astype(np.float32)[:, None, None]
-    elif mode == "abs":
-        peak = np.abs(A).max(axis=(1, 2)).astype(np.float64)
-        np.abs(work, out=work)
-        scale = np.where(peak == 0, 0.0, 255.0 / np.where(peak == 0, 1.0, peak))
-        work *= scale.astype(np.float32)[:, None, None]
-    elif mode == "signed":
-        peak = np.abs(A).max(axis=(1, 2)).astype(np.float64)
-        scale = np.where(peak == 0, 0.0, 127.5 / np.where(peak == 0, 1.0, peak))
-        work *= scale.astype(np.float32)[:, None, None]
-        work += np.float32(127.5)
-    np.rint(work, out=work)
-    np.clip(work, 0, 255, out=work)
-    out = work.astype(np.uint8)
-    if mode == "minmax":
-        out[flat] = 0
-    elif mode == "signed":
-        out[peak == 0] = 128
-    elif mode == "abs":
-        out[peak == 0] = 0
+        return out
+    scale, offset = _affine(A, mode, per_map)
+    rows = np.ascontiguousarray(A).reshape(A.shape[0] if A.ndim else 1, -1)
+    flat_out = out.reshape(rows.shape)
+    step = max(1, _CHUNK // rows.shape[1])
+    for start in range(0, rows.shape[0], step):
+        part = slice(start, start + step)
+        work = rows[part].astype(np.float64)
+        if mode == "abs":
+            np.abs(work, out=work)
+        work *= scale[part] if per_map else scale
+        work += offset[part] if per_map else offset
+        np.rint(work, out=work)
+        np.clip(work, 0, 255, out=work)
+        flat_out[part] = work
     return out
+
+
+def _affine(A: np.ndarray, mode: str, per_map: bool):
+    """``(scale, offset)`` for :func:`_levels`: scalars, or columns ``(n, 1)`` when ``per_map``.
+
+    A flat map (max == min, or a zero peak) gets scale 0, which yields the
+    documented constant picture: 0 for minmax and abs, 128 for signed.
+    """
+    axis = tuple(range(1, A.ndim)) if per_map else None
+    if mode == "clip":
+        scale, offset = np.ones(A.shape[0] if per_map else ()), np.zeros(A.shape[0] if per_map else ())
+    elif mode == "minmax":
+        lo = np.min(A, axis=axis).astype(np.float64)
+        span = np.max(A, axis=axis).astype(np.float64) - lo
+        scale = 255.0 / np.where(span > 0, span, np.inf)
+        offset = -lo * scale
+    else:  # abs, signed: scaled by the peak magnitude
+        peak = np.max(np.abs(A), axis=axis).astype(np.float64)
+        factor = 255.0 if mode == "abs" else 127.5
+        scale = factor / np.where(peak > 0, peak, np.inf)
+        offset = np.zeros_like(scale) if mode == "abs" else np.full_like(scale, 127.5)
+    if per_map:
+        return scale.reshape(-1, 1), offset.reshape(-1, 1)
+    return float(scale), float(offset)
 
 
 def upscale(img: np.ndarray, size: int | None) -> np.ndarray:

@@ -23,12 +23,7 @@ shapes2 = hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=9)
 
 @st.composite
 def maps(draw):
-    """Activation-map-like values: whole numbers times a scale from 1e-6 to 1e6.
-
-    (to_uint8 computes in float32, so a map whose spread is below float32's
-    resolution of its values, e.g. 1 and 1 + 1e-12, collapses to one level;
-    that case is left out here on purpose.)
-    """
+    """Activation-map-like values: whole numbers times a scale from 1e-6 to 1e6."""
     ints = draw(hnp.arrays(np.int64, shapes2, elements=st.integers(-1000, 1000)))
     return ints * draw(st.floats(1e-6, 1e6))
 
@@ -40,7 +35,12 @@ stacks = hnp.arrays(np.float64, hnp.array_shapes(min_dims=3, max_dims=3, min_sid
 
 
 def reference(A, mode):
-    """The documented formulas in float64 (to_uint8 works in float32, so allow one level)."""
+    """The documented formulas, term by term in float64.
+
+    to_uint8 evaluates them as ``A * scale + offset``; the other order of the
+    same operations can round a value sitting exactly on a half level the other
+    way, so the comparison allows one level.
+    """
     if mode == "minmax":
         lo, hi = A.min(), A.max()
         return np.zeros(A.shape) if hi == lo else np.rint(255 * (A - lo) / (hi - lo))
@@ -59,6 +59,12 @@ def test_to_uint8_follows_the_documented_formula(mode, A):
     got = to_uint8(A, mode)
     assert got.dtype == np.uint8 and got.shape == A.shape
     assert np.abs(got.astype(int) - np.clip(reference(A, mode), 0, 255)).max() <= 1
+
+
+def test_to_uint8_keeps_nearly_flat_and_tiny_maps_apart():
+    np.testing.assert_array_equal(to_uint8(np.array([1.0, 1.0 + 1e-12]), "minmax"), [0, 255])
+    np.testing.assert_array_equal(to_uint8(np.array([1e-40, -1e-40]), "signed"), [255, 0])
+    np.testing.assert_array_equal(to_uint8(np.array([0.0, 3e-39]), "abs"), [0, 255])
 
 
 def test_to_uint8_exact_values():
