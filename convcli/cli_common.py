@@ -104,3 +104,34 @@ def picture_options(func: Callable[..., Any]) -> Callable[..., Any]:
         help="How PNG output maps values to 0..255.",
     )(func)
     return func
+
+
+# ---------------------------------------------------------------- terminal preview
+
+#: Dark to bright, for terminals without colour (each pixel is printed twice, for a square aspect).
+_RAMP = " .:-=+*#%@"
+
+
+def preview(console, A, normalize: str):
+    """A rich Text picture of the map: coloured half blocks on a colour terminal, shade characters elsewhere."""
+    from rich.text import Text
+
+    from convcli import maps
+
+    width = max(8, console.width - 2)
+    text = Text()
+    if console.color_system not in ("256", "truecolor") or console.no_color:  # 8/16 colours have no grey ramp
+        levels = maps.preview_levels(A, normalize=normalize, max_width=min(48, width // 2), max_height=28)
+        grey = levels.mean(axis=2) if levels.ndim == 3 else levels
+        rows = ("".join(_RAMP[int(v) * len(_RAMP) // 256] * 2 for v in row) for row in grey.tolist())
+        return Text("\n".join(rows))
+    levels = maps.preview_levels(A, normalize=normalize, max_width=min(64, width), max_height=48)
+    rgb = (levels if levels.ndim == 3 else levels[..., None].repeat(3, axis=2)).tolist()
+    for y in range(0, len(rgb), 2):
+        if y:
+            text.append("\n")
+        below = rgb[y + 1] if y + 1 < len(rgb) else None  # an odd last row has no lower half
+        for x, (r, g, b) in enumerate(rgb[y]):
+            style = f"rgb({r},{g},{b})" + (" on rgb({},{},{})".format(*below[x]) if below else "")
+            text.append("▀", style=style)
+    return text

@@ -13,7 +13,7 @@ import sys
 import click
 
 from convcli.cli_common import (
-    CliError, conv_options, handle_errors, picture_options, stderr_console, stdout_console,
+    CliError, conv_options, handle_errors, picture_options, preview, stderr_console, stdout_console,
 )
 
 
@@ -134,35 +134,6 @@ def _show(source, index, kernel, A, normalize, options) -> None:
     settings += f", stride {options['stride']}" + (", flipped (true convolution)" if options["flip"] else "")
     console.print(f"{_describe(source, index, kernel)}, {settings}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"activation map: {maps.map_stats(A)}", markup=False, highlight=False, soft_wrap=True)
-    console.print(_preview(console, A, normalize))
+    console.print(preview(console, A, normalize))
     console.print(f"(preview: --normalize {normalize}; write the map with -o map.png, .npy or .tif)",
                   markup=False, highlight=False, soft_wrap=True, style="dim")
-
-
-#: Dark to bright, for terminals without colour (each pixel is printed twice, for a square aspect).
-_RAMP = " .:-=+*#%@"
-
-
-def _preview(console, A, normalize):
-    """A rich Text picture of the map: coloured half blocks on a colour terminal, shade characters elsewhere."""
-    from rich.text import Text
-
-    from convcli import maps
-
-    width = max(8, console.width - 2)
-    text = Text()
-    if console.color_system not in ("256", "truecolor") or console.no_color:  # 8/16 colours have no grey ramp
-        levels = maps.preview_levels(A, normalize=normalize, max_width=min(48, width // 2), max_height=28)
-        grey = levels.mean(axis=2) if levels.ndim == 3 else levels
-        rows = ("".join(_RAMP[int(v) * len(_RAMP) // 256] * 2 for v in row) for row in grey.tolist())
-        return Text("\n".join(rows))
-    levels = maps.preview_levels(A, normalize=normalize, max_width=min(64, width), max_height=48)
-    rgb = (levels if levels.ndim == 3 else levels[..., None].repeat(3, axis=2)).tolist()
-    for y in range(0, len(rgb), 2):
-        if y:
-            text.append("\n")
-        below = rgb[y + 1] if y + 1 < len(rgb) else None  # an odd last row has no lower half
-        for x, (r, g, b) in enumerate(rgb[y]):
-            style = f"rgb({r},{g},{b})" + (" on rgb({},{},{})".format(*below[x]) if below else "")
-            text.append("▀", style=style)
-    return text

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import click
 
-from convcli.cli_common import conv_options, handle_errors, picture_options, progress_enabled, stdout_console
+from convcli.cli_common import (
+    conv_options, handle_errors, picture_options, preview, progress_enabled, stdout_console,
+)
 
 #: Where ``filters render`` writes when no -o is given.
 DEFAULT_OUTPUT = "convcli-filters"
@@ -120,15 +122,7 @@ def show(name: str, padding, border: str, normalize: str) -> None:
     A = maps.convolve_map(X, f.kernel, padding=padding, border=border, names=(f"'{sample.name}'", f"'{f.name}'"))
     say("")
     say(f"activation map on {sample.name} (padding {padding}): {maps.map_stats(A)}")
-    console.print(_preview(console, A, normalize))
-
-
-def _preview(console, A, normalize: str):
-    """The terminal picture of a map that ``convolve`` prints (half blocks, or shade characters)."""
-    # One preview for both commands: convolve's, until it moves to a shared CLI module.
-    from convcli.cli_convolve import _preview as convolve_preview
-
-    return convolve_preview(console, A, normalize)
+    console.print(preview(console, A, normalize))
 
 
 # ----------------------------------------------------------------------------- render

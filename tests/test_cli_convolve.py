@@ -64,10 +64,10 @@ def test_no_output_prints_summary_and_preview():
 def test_half_block_preview_on_a_colour_terminal():
     from rich.console import Console
 
-    from convcli.cli_convolve import _preview
+    from convcli.cli_common import preview
 
     A = np.arange(12.0).reshape(3, 4)  # odd height: the last line has no lower half
-    text = _preview(Console(color_system="truecolor", width=80, file=io.StringIO()), A, "minmax")
+    text = preview(Console(color_system="truecolor", width=80, file=io.StringIO()), A, "minmax")
     lines = text.split("\n")
     assert [line.plain for line in lines] == ["▀▀▀▀", "▀▀▀▀"]
     levels = minmax(A)
