@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from convcli.errors import OutputError
 
@@ -34,17 +36,20 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, *, force: bool = False) -> Iterator[BinaryIO]:
+    """Open a binary file for writing that appears at ``path`` only when the block succeeds.
 
-    A reader never sees a half-written file, and a failure leaves the old file
-    (if any) untouched.
+    The data goes to a temporary file in the same folder, which ``os.replace``
+    moves over ``path`` at the end of the ``with`` block; on an exception the
+    temporary file is removed and ``path`` (if it existed) is untouched.  Use it
+    to stream a large file without holding it in memory.
     """
     path = check_writable(path, force=force)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.chmod(tmp, _default_mode())  # mkstemp makes 0600; a new file should get the usual mode
         os.replace(tmp, path)
     except BaseException:
@@ -53,4 +58,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = Fa
         except FileNotFoundError:
             pass
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`); returns the path."""
+    with atomic_open(path, force=force) as handle:
+        handle.write(data)
+    return Path(path)

@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from convcli.errors import OutputError
-from convcli.files import atomic_write_bytes, check_writable
+from convcli.files import atomic_open, atomic_write_bytes, check_writable
 from convcli.images import encode_png
 from convcli.render import upscale
 
@@ -152,12 +152,19 @@ class MapWriter:
 def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:
     """``out_dir/manifest.json``: the keys of ``head``, then ``"files"`` with one entry a line.
 
-    ``files`` may be a generator: entries are turned into text one at a time.
+    ``files`` may be a generator: entries are written one at a time, so a
+    manifest of a million files never sits in memory as one string.
     """
-    parts = [f" {json.dumps(key)}: {json.dumps(value)},\n" for key, value in head.items()]
-    body = ",\n  ".join(json.dumps(entry) for entry in files)
-    text = "{\n" + "".join(parts) + f' "files": [\n  {body}\n ]\n}}\n'
-    return atomic_write_bytes(out_dir / MANIFEST, text.encode(), force=True)
+    path = out_dir / MANIFEST
+    with atomic_open(path, force=True) as handle:
+        handle.write(b"{\n")
+        for key, value in head.items():
+            handle.write(f" {json.dumps(key)}: {json.dumps(value)},\n".encode())
+        handle.write(b' "files": [')
+        for n, entry in enumerate(files):
+            handle.write(f"{',' if n else ''}\n  {json.dumps(entry)}".encode())
+        handle.write(b"\n ]\n}\n")
+    return path
 
 
 def cpu_count() -> int:
