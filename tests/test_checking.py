@@ -1,6 +1,8 @@
 """convcli.checking: passes correct layers, fails planted bugs (the lab's among them)."""
 
+import importlib.util
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,29 +14,18 @@ from convcli.errors import ParameterError
 from convcli.layers import conv_backward, conv_forward, dot_backward, dot_forward
 
 
-# The lab's solutions, verbatim apart from formatting (../shared/seed/conv-lab.md).
-def lab_dot_backward(x, w, da=None):
-    assert x.shape == w.shape
-    da = 1 if da is None else da
-    return {"x": w, "w": x}
+def _load_lab():
+    """The lab's own solutions, verbatim from ../shared/seed/conv-lab.md (tests/student_impls/lab.py)."""
+    path = Path(__file__).parent / "student_impls" / "lab.py"
+    spec = importlib.util.spec_from_file_location("lab_solutions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def lab_conv_backward(X, w, dA=None):
-    N, N = X.shape
-    F, F = w.shape
-    dA = np.ones([N - F + 1, N - F + 1]) if dA is None else dA
-    n, n = dA.shape
-    assert n == N - F + 1
-    dX, dw = np.zeros_like(X), np.zeros_like(w)
-    for i in range(n):
-        for j in range(n):
-            i_x, j_x = i + 1, j + 1
-            i_start, i_end = i_x - 1, i_x + 1 + 1
-            j_start, j_end = j_x - 1, j_x + 1 + 1
-            x = X[i_start:i_end, j_start:j_end]
-            dX[i_start:i_end, j_start:j_end] += lab_dot_backward(x, w)["x"] * dA[i, j]
-            dw += lab_dot_backward(x, w)["w"]
-    return {"X": dX, "w": dw}
+_LAB = _load_lab()
+lab_dot_backward = _LAB.dot_backward
+lab_conv_backward = _LAB.conv_backward
 
 
 @pytest.fixture
@@ -65,7 +56,7 @@ def test_lab_dot_backward_is_caught_by_random_upstream_gradient(rng):
     # The analytical gradient it returns is w itself: the check reports it at the worst index.
     i = result["x"].worst_index
     assert result["x"].analytical == pytest.approx(w[i])
-    assert result["x"].message.startswith(f"lab_dot_backward: gradient for 'x' wrong at {list(i)}: numerical ")
+    assert result["x"].message.startswith(f"dot_backward: gradient for 'x' wrong at {list(i)}: numerical ")
 
 
 def test_lab_conv_backward_fails_for_w_only(rng):
