@@ -34,7 +34,11 @@ STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
     help="Only these layers (repeatable). Default: both.",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the random inputs and upstream gradients."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the random inputs and upstream gradients.",
 )
 @click.option(
     "--eps",

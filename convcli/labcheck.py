@@ -18,6 +18,7 @@ turn either kind of verdict into :class:`~convcli.reports.CheckRecord` objects
 
 from __future__ import annotations
 
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -58,12 +59,16 @@ class CheckSettings:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ParameterError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
-        if not (self.eps > 0 and self.atol >= 0 and self.rtol >= 0):
+        if self.seed < 0:
+            raise ParameterError(f"seed must be a whole number >= 0; got {self.seed}")
+        finite = all(math.isfinite(value) for value in (self.eps, self.atol, self.rtol))
+        if not (finite and self.eps > 0 and self.atol >= 0 and self.rtol >= 0):
             raise ParameterError(
-                f"need eps > 0, atol >= 0 and rtol >= 0; got eps={self.eps}, atol={self.atol}, rtol={self.rtol}"
+                "need finite eps > 0, atol >= 0 and rtol >= 0; "
+                f"got eps={self.eps}, atol={self.atol}, rtol={self.rtol}"
             )
-        if not (self.timeout > 0):
-            raise ParameterError(f"timeout must be a positive number of seconds; got {self.timeout}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ParameterError(f"timeout must be a positive, finite number of seconds; got {self.timeout}")
         if self.kernel_size < 1 or self.size < self.kernel_size:
             raise ParameterError(
                 f"need 1 <= kernel size <= image size; got kernel size {self.kernel_size} and image size {self.size}"

@@ -108,7 +108,7 @@ class LabWorker:
     def _next(self, seconds: float) -> "dict | None":
         """The next event; ``{"event": "timeout"}`` after ``seconds``, ``{"event": "exit"}`` at the child's end."""
         try:
-            event = self.events.get(timeout=seconds)
+            event = self.events.get(timeout=min(seconds, threading.TIMEOUT_MAX))  # a longer wait overflows
         except queue.Empty:
             return {"event": "timeout"}
         if event is None:

@@ -166,6 +166,8 @@ def test_crash_is_a_junit_error_and_exit_1(tmp_path):
             ["--impl", LAB, "--kernel-size", "9"],
             "Error: need 1 <= kernel size <= image size; got kernel size 9 and image size 8",
         ),
+        (["--atol", "inf"], "Error: need finite eps > 0, atol >= 0 and rtol >= 0; got eps=1e-06, atol=inf, rtol=0.001"),
+        (["--impl", LAB, "--timeout", "inf"], "Error: timeout must be a positive, finite number of seconds; got inf"),
         (["--report", "results.txt"], "Error: --report must end in .json or .xml; got 'results.txt'"),
         (["--report", "no/such/folder/r.xml"], "Error: output folder 'no/such/folder' does not exist; create it first"),
     ],
@@ -175,6 +177,12 @@ def test_usage_errors_exit_2_with_one_line(args, message):
     assert result.exit_code == 2
     assert error_line(result) == message
     assert result.stdout == ""
+
+
+def test_a_huge_timeout_is_only_a_long_wait():
+    result = run("--impl", LAB, "--layer", "dot", "--timeout", "1e30", "--format", "json")
+    assert result.exit_code == 1, result.output  # the lab's dot_backward fails; the wait did not overflow
+    assert json.loads(result.stdout)["settings"]["timeout"] == 1e30
 
 
 def test_import_error_names_the_line():
@@ -189,6 +197,8 @@ def test_import_error_names_the_line():
 def test_option_ranges_are_click_errors():
     result = run("--eps", "0")
     assert result.exit_code == 2 and "--eps" in result.stderr
+    result = run("--seed", "-1")
+    assert result.exit_code == 2 and "Error: Invalid value for '--seed': -1 is not in the range x>=0." in result.stderr
     result = run("--layer", "pool")
     assert result.exit_code == 2 and "'pool' is not one of 'dot', 'conv'" in result.stderr
 

@@ -303,8 +303,13 @@ def test_settings_are_validated():
         CheckSettings(kernel_size=9)
     with pytest.raises(ParameterError, match="mode must be one of full, fast; got 'slow'"):
         CheckSettings(mode="slow")
-    with pytest.raises(ParameterError, match="timeout must be a positive number"):
-        CheckSettings(timeout=0)
+    for timeout in (0, float("inf"), float("nan")):
+        with pytest.raises(ParameterError, match="timeout must be a positive, finite number of seconds"):
+            CheckSettings(timeout=timeout)
+    with pytest.raises(ParameterError, match="need finite eps > 0, atol >= 0 and rtol >= 0; got eps=1e-06, atol=inf"):
+        CheckSettings(atol=float("inf"))  # no report could hold it: JSON has no infinity
+    with pytest.raises(ParameterError, match="seed must be a whole number >= 0; got -1"):
+        CheckSettings(seed=-1)  # numpy's generators take no negative seeds
     with pytest.raises(ParameterError, match="layer must be one of dot, conv; got 'pool'"):
         check_impl(IMPLS / "lab.py", layers=["pool"])
 
