@@ -20,6 +20,8 @@ from convcli.cli_common import CliError, handle_errors, progress_enabled, stderr
 FORMATS = ("text", "json", "junit")
 REPORT_SUFFIXES = {".json": "json", ".xml": "junit"}
 STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
+#: The console width of the table in a CI log or a pipe, where nothing should wrap.
+UNWRAPPED_WIDTH = 10_000
 
 
 @click.command("gradcheck")
@@ -182,7 +184,6 @@ def _report(records, impl, settings, seconds, timestamp):
         checks=records,
         seed=settings.seed,
         settings=settings.report(impl=impl is not None),
-        target=impl if impl is not None else "convcli",
         version=__version__,
         impl=impl,
         seconds=seconds,
@@ -193,11 +194,12 @@ def _report(records, impl, settings, seconds, timestamp):
 def _print_table(result) -> None:
     """The rich table, then the summary line.
 
-    On a terminal the table fits the window; elsewhere (a CI log, a pipe) it is
-    printed at its natural width, so that each check stays on one line.
+    On a terminal the table fits the window.  A CI log or a pipe has no window,
+    so there the table is printed at its natural width (each check on one line)
+    through a console made for that, which leaves the shared one untouched.
     """
     from rich import box
-    from rich.measure import Measurement
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
@@ -212,15 +214,8 @@ def _print_table(result) -> None:
     for row in table_rows(result):
         table.add_row(Text(row[0]), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(cell) for cell in row[2:]))
     console = stdout_console()
-    summary = Text(summary_line(result), style="bold green" if result.passed else "bold red")
-    if console.is_terminal:
-        console.print(table)
-        console.print(summary)
-        return
-    natural = Measurement.get(console, console.options.update(width=10_000), table).maximum
-    console.width = max(natural, len(summary), console.width)
-    try:
-        console.print(table)
-        console.print(summary)
-    finally:
-        console.width = None  # back to detecting the width
+    if not console.is_terminal:
+        # wider than any table (a table never grows past its content), on the same stream
+        console = Console(file=console.file, width=UNWRAPPED_WIDTH)
+    console.print(table)
+    console.print(Text(summary_line(result), style="bold green" if result.passed else "bold red"))

@@ -83,19 +83,23 @@ class CheckRecord:
 class CheckReport:
     """Every check of one run and what it ran under.
 
-    ``target`` is ``"convcli"`` for the self-check or the implementation file's
-    path; ``settings`` holds eps/atol/rtol/mode (and, for a file, size,
-    kernel_size and timeout).
+    ``impl`` is the implementation file's path (None for the self-check);
+    ``settings`` holds eps/atol/rtol/mode (and, for a file, size, kernel_size
+    and timeout).
     """
 
     checks: "list[CheckRecord]"
     seed: int
     settings: "dict[str, Any]"
-    target: str = "convcli"
     version: str = ""
     impl: "str | None" = None
     seconds: float = 0.0
     timestamp: "str | None" = None
+
+    @property
+    def target(self) -> str:
+        """What was checked: the implementation file, or ``"convcli"`` for the self-check."""
+        return "convcli" if self.impl is None else self.impl
 
     @property
     def passed(self) -> bool:
@@ -124,7 +128,10 @@ def format_index(index: "list[int] | None") -> str:
 
 
 def table_rows(report: CheckReport) -> "list[tuple[str, str, str, str, str, str]]":
-    """One row of cells per check, in :data:`TABLE_COLUMNS` order."""
+    """One row of cells per check, in :data:`TABLE_COLUMNS` order.
+
+    The row already names the check, so a message's leading ``"conv_backward: "`` is left out.
+    """
     return [
         (
             check.name,
@@ -132,7 +139,7 @@ def table_rows(report: CheckReport) -> "list[tuple[str, str, str, str, str, str]
             format_error(check.max_abs_error),
             format_error(check.max_rel_error),
             format_index(check.worst_index),
-            check.message,
+            check.message.removeprefix(f"{check.function}: "),
         )
         for check in report.checks
     ]
@@ -149,14 +156,6 @@ def summary_line(report: CheckReport) -> str:
         f"{report.count('pass')} passed, {failed} failed{crashed}, {report.count('skip')} skipped "
         f"(seed {report.seed})"
     )
-
-
-def to_text(report: CheckReport) -> str:
-    """A plain-text table (for logs without rich), then the summary line."""
-    rows = [TABLE_COLUMNS] + table_rows(report)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS) - 1)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1] for row in rows]
-    return "\n".join(line.rstrip() for line in lines) + "\n" + summary_line(report) + "\n"
 
 
 # ----------------------------------------------------------------------------- JSON

@@ -1,5 +1,6 @@
 """``convcli gradcheck`` through click: exit status, exact Error lines, JSON on stdout, report files."""
 
+import io
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -110,6 +111,36 @@ def test_lab_text_and_junit_report(tmp_path):
     forced = run("--impl", LAB, "--report", str(report), "--force", "--layer", "dot")
     assert forced.exit_code == 1
     assert ET.parse(report).getroot().find("testsuite").get("tests") == "3"
+
+
+def shared_console(monkeypatch, **options):
+    """Stand in for the shared stdout console: a rich Console writing to a buffer."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), **options)
+    monkeypatch.setattr("convcli.cli_gradcheck.stdout_console", lambda: console)
+    return console
+
+
+def test_table_off_a_terminal_keeps_each_check_on_one_line(monkeypatch):
+    console = shared_console(monkeypatch, width=50, force_terminal=False)
+    result = run("--impl", LAB, "--layer", "dot")
+    assert result.exit_code == 1
+    lines = console.file.getvalue().splitlines()
+    row = next(line for line in lines if line.lstrip().startswith("dot_backward:w"))
+    message = row.split(None, 6)[6].rstrip()
+    assert message.startswith("gradient for 'w' wrong at [1, 0]: numerical ") and message.endswith(")")
+    assert lines[-1] == f"FAILED: 3 checks of {LAB}: 1 passed, 2 failed, 0 skipped (seed 0)"
+    assert console.width == 50  # printed at full width without changing the shared console
+
+
+def test_table_on_a_terminal_fits_the_window(monkeypatch):
+    console = shared_console(monkeypatch, width=70, force_terminal=True, color_system=None)
+    result = run("--impl", LAB, "--layer", "dot")
+    assert result.exit_code == 1
+    lines = console.file.getvalue().splitlines()
+    assert max(len(line) for line in lines[:-1]) <= 70  # the table wraps its messages to the window
+    assert len(lines) > 8
 
 
 def test_json_report_matches_stdout_and_junit_goes_to_stdout(tmp_path):
