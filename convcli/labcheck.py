@@ -184,33 +184,21 @@ def gradcheck_records(
 
 def failed_checks(function: str, message: str, *, crashed: bool, seconds: float = 0.0) -> "list[CheckRecord]":
     """Every check of ``function`` failed for one reason (a crash, a timeout, a bad signature)."""
-    return [
-        CheckRecord(
-            name=name,
-            function=function,
-            kind="backward" if ":" in name else "forward",
-            input=name.split(":")[1] if ":" in name else None,
-            status="fail",
-            message=message,
-            crashed=crashed,
-            seconds=seconds,
-        )
-        for name in LAB_CHECKS[function]
-    ]
+    return _same_verdict(function, "fail", message, crashed=crashed, seconds=seconds)
 
 
 def skipped_checks(function: str, source: str) -> "list[CheckRecord]":
-    return [
-        CheckRecord(
-            name=name,
-            function=function,
-            kind="backward" if ":" in name else "forward",
-            input=name.split(":")[1] if ":" in name else None,
-            status="skip",
-            message=f"{source} defines no {function}",
-        )
-        for name in LAB_CHECKS[function]
-    ]
+    """Every check of ``function`` skipped: ``source`` does not define it."""
+    return _same_verdict(function, "skip", f"{source} defines no {function}")
+
+
+def _same_verdict(function: str, status: str, message: str, **extra: Any) -> "list[CheckRecord]":
+    records = []
+    for name in LAB_CHECKS[function]:
+        _, _, gradient = name.partition(":")  # "conv_backward:X" -> "X"; forward checks have none
+        kind = "backward" if gradient else "forward"
+        records.append(CheckRecord(name, function, kind, status, message, input=gradient or None, **extra))
+    return records
 
 
 def _number(value) -> "float | None":
@@ -256,7 +244,7 @@ def check_impl(
 
     Parameters
     ----------
-    path : the ``.py`` file (any name; it is loaded as a module, not imported by name)
+    path : the ``.py`` file (loaded as a module under a private name, not imported by its own)
     settings : seed, tolerances, mode, input sizes and the per-function ``timeout``
     layers : which layers to check, ``"dot"`` and/or ``"conv"``
     progress : called with the number of checks finished so far
@@ -269,72 +257,79 @@ def check_impl(
     Raises
     ------
     ImplementationError
-        The file is missing, cannot be loaded (syntax error, failing import,
-        hang or crash while loading; the message names the line when there is
-        one), or defines none of the lab's functions.
+        The file is missing or not a ``.py`` file, cannot be loaded (syntax
+        error, failing import, hang or crash while loading; the message names
+        the line when there is one), or defines none of the lab's functions.
     """
     from convcli.labrunner import LabWorker
 
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder" if path.is_dir() else "does not exist"
-        raise ImplementationError(f"implementation file '{path}' {what}; give the .py file with your lab functions")
+    path = implementation_file(path)
     functions = functions_for(layers)
     inputs = {f: lab_inputs(f, settings) for f in functions}
     done: "dict[str, list[CheckRecord]]" = {}
-    present: "list[str] | None" = None
-    pending = list(functions)
 
     def finish(function: str, records: "list[CheckRecord]") -> None:
         done[function] = records
         if progress:
             progress(sum(len(r) for r in done.values()))
 
+    pending = list(functions)
+    first_load = True
+    # Each child either checks every pending function or ends on one (hang, crash), which then
+    # has its verdict: so every round finishes at least one function and the loop ends.
     while pending:
-        progressed = False
         with LabWorker(path, pending, inputs, settings) as worker:
-            expected = {f: reference_output(f, inputs[f]) for f in pending if f.endswith("forward")}
             loaded = worker.load()
-            if present is None:
-                present = loaded
-                if not any(name in present for name in LAB_FUNCTIONS):
-                    raise ImplementationError(
-                        f"'{path}' defines none of the lab's functions ({', '.join(LAB_FUNCTIONS)})"
-                    )
-                for function in [f for f in pending if f not in present]:
+            if first_load and not any(name in loaded for name in LAB_FUNCTIONS):
+                raise ImplementationError(f"'{path}' defines none of the lab's functions ({', '.join(LAB_FUNCTIONS)})")
+            for function in [f for f in pending if f not in loaded]:
+                if first_load:
                     finish(function, skipped_checks(function, path.name))
-                pending = [f for f in pending if f in present]
+                else:  # a fresh child after a crash: the file changed in between
+                    message = f"{function} could not be checked: {path.name} no longer defines it when loaded again"
+                    finish(function, failed_checks(function, message, crashed=True))
+            first_load = False
+            pending = [f for f in pending if f in loaded]
             for function, event in worker.results(pending):
                 if "output" in event:
-                    records = [_forward_verdict(function, event, expected[function], settings)]
+                    records = [_forward_verdict(function, event, inputs[function], settings)]
                 else:
                     records = [CheckRecord.from_dict(data) for data in event["records"]]
                 finish(function, records)
                 pending.remove(function)
-                progressed = True
-        if pending and not progressed:
-            # a fresh child ran nothing that is pending: the file changed between loads
-            for function in pending:
-                finish(
-                    function,
-                    failed_checks(
-                        function,
-                        f"{function} could not be checked: {path.name} " "no longer defines it when loaded again",
-                        crashed=True,
-                    ),
-                )
-            pending = []
     return [record for function in functions for record in done[function]]
 
 
+def implementation_file(path: "str | os.PathLike") -> Path:
+    """``path`` as a Path, if it names a ``.py`` file that exists."""
+    give = "give the .py file with your lab functions"
+    if not os.fspath(path):
+        raise ImplementationError(f"the implementation file name is empty; {give}")
+    path = Path(path)
+    if path.is_dir():
+        raise ImplementationError(f"implementation file '{path}' is a folder; {give}")
+    if not path.exists():
+        raise ImplementationError(f"implementation file '{path}' does not exist; {give}")
+    if not path.is_file():
+        raise ImplementationError(f"implementation file '{path}' is not a regular file; {give}")
+    if path.suffix.lower() == ".ipynb":
+        raise ImplementationError(
+            f"implementation file '{path}' is a notebook; export its code first "
+            f"(jupyter nbconvert --to script {path.name}) and give the .py file"
+        )
+    if path.suffix.lower() != ".py":
+        raise ImplementationError(f"implementation file '{path}' is not a .py file; {give}")
+    return path
+
+
 def _forward_verdict(
-    function: str, event: dict, expected: "tuple[np.ndarray, str]", settings: CheckSettings
+    function: str, event: dict, inputs: "dict[str, np.ndarray]", settings: CheckSettings
 ) -> CheckRecord:
-    """Compare a forward output the child sent back (shape, and data unless it was huge)."""
+    """Compare a forward output the child sent back (shape, and data unless it was huge) with the reference."""
     shape = tuple(event["output"]["shape"])
     data = event["output"]["data"]
     actual = np.broadcast_to(np.nan, shape) if data is None else np.array(data, dtype=np.float64).reshape(shape)
-    reference, how = expected
+    reference, how = reference_output(function, inputs)
     record = compare_forward(function, reference, actual, atol=settings.atol, rtol=settings.rtol, reference=how)
     record.seconds = float(event.get("seconds", 0.0))
     return record

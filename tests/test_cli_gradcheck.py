@@ -176,6 +176,15 @@ def test_crash_is_a_junit_error_and_exit_1(tmp_path):
             ["--impl", "nowhere.py"],
             "Error: implementation file 'nowhere.py' does not exist; give the .py file with your lab functions",
         ),
+        (["--impl", ""], "Error: the implementation file name is empty; give the .py file with your lab functions"),
+        (
+            ["--impl", "lab.ipynb"],
+            "Error: implementation file 'lab.ipynb' does not exist; give the .py file with your lab functions",
+        ),
+        (
+            ["--impl", str(IMPLS)],
+            f"Error: implementation file '{IMPLS}' is a folder; give the .py file with your lab functions",
+        ),
         (
             ["--impl", str(IMPLS / "syntax_error.py")],
             f"Error: cannot load '{IMPLS / 'syntax_error.py'}': SyntaxError at line 5: '(' was never closed: return np.sum(x * w",

@@ -218,9 +218,26 @@ def test_files_that_cannot_be_checked(name, message):
     assert str(info.value) == message.format(path=path)
 
 
-def test_folder_is_not_a_file(tmp_path):
-    with pytest.raises(ImplementationError, match="is a folder"):
-        check_impl(tmp_path)
+def test_only_a_py_file_is_loaded(tmp_path):
+    give = "give the .py file with your lab functions"
+    notebook = tmp_path / "lab.ipynb"
+    notebook.write_text('{"cells": []}')
+    text = tmp_path / "lab.txt"
+    text.write_text("def dot_forward(x, w):\n    return 0\n")
+    for path, message in [
+        (tmp_path, f"implementation file '{tmp_path}' is a folder; {give}"),
+        ("", f"the implementation file name is empty; {give}"),
+        ("/dev/null", f"implementation file '/dev/null' is not a regular file; {give}"),
+        (
+            notebook,
+            f"implementation file '{notebook}' is a notebook; export its code first "
+            "(jupyter nbconvert --to script lab.ipynb) and give the .py file",
+        ),
+        (text, f"implementation file '{text}' is not a .py file; {give}"),
+    ]:
+        with pytest.raises(ImplementationError) as info:
+            check_impl(path)
+        assert str(info.value) == message
 
 
 def test_top_level_hang_and_crash_are_load_errors(tmp_path):
