@@ -2,7 +2,7 @@
 
 Run as ``python -m convcli._labworker``.  It reads one JSON job on stdin and
 answers in JSON lines on a private copy of stdout (the protocol is described in
-:mod:`convcli.labcheck`).  The real stdout is pointed at stderr first, so that
+:mod:`convcli.labrunner`).  The real stdout is pointed at stderr first, so that
 whatever the user's code prints is a log line, never part of the protocol.
 
 Every call into user code goes through :class:`Guard`, which turns any
@@ -26,7 +26,12 @@ from typing import Any, Callable
 
 #: The upstream-gradient argument each backward pass gets (the lab's names).
 UPSTREAM = {"dot_backward": "da", "conv_backward": "dA"}
-LAB_FUNCTIONS = ("dot_forward", "dot_backward", "conv_forward", "conv_backward")
+UPSTREAM_USE = {
+    "dot_backward": "dx and dw must both be multiplied by da",
+    "conv_backward": "dX and dw must both be computed from dA",
+}
+#: What to tell a student whose file fails while loading (a SyntaxError aside).
+TOP_LEVEL_HINT = 'code outside the functions runs when the file is loaded: move it under if __name__ == "__main__":'
 
 
 class UserCodeError(Exception):
@@ -58,7 +63,7 @@ class Guard:
             lineno for frame, lineno in traceback.walk_tb(exc.__traceback__) if frame.f_code.co_filename == self.path
         ]
         if lines:
-            code = linecache.getline(self.path, lines[-1]).strip()
+            code = _excerpt(linecache.getline(self.path, lines[-1]))
             return f"{what} at {self.filename}, line {lines[-1]}" + (f": {code}" if code else "")
         code_object = getattr(function, "__code__", None)
         if code_object is not None and code_object.co_filename == self.path:
@@ -77,14 +82,19 @@ def load(path: str, guard: Guard):
     sys.path.insert(0, os.path.dirname(path))  # so the file's own helper modules import
     try:
         loader.exec_module(module)
-    except SyntaxError as exc:
-        if exc.filename == path:
-            code = (exc.text or "").strip()
-            raise LoadError(f"SyntaxError at line {exc.lineno}: {exc.msg}" + (f": {code}" if code else "")) from None
-        raise LoadError(f"running it raised {guard.describe(exc)}") from None
-    except BaseException as exc:
-        raise LoadError(f"running it raised {guard.describe(exc)}") from None
+    except BaseException as exc:  # SystemExit too
+        if isinstance(exc, SyntaxError) and exc.filename in (path, None):  # None: not text at all (null bytes)
+            where = f" at line {exc.lineno}" if exc.lineno else ""
+            code = _excerpt(exc.text or "")
+            raise LoadError(f"SyntaxError{where}: {exc.msg}" + (f": {code}" if code else "")) from None
+        raise LoadError(f"running it raised {guard.describe(exc)} ({TOP_LEVEL_HINT})") from None
     return module
+
+
+def _excerpt(line: str, limit: int = 100) -> str:
+    """A line of the user's file for a message: stripped, and cut short if it is long."""
+    line = line.strip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 # ----------------------------------------------------------------------------- one function
@@ -132,11 +142,7 @@ def check_backward(function: str, module, inputs: dict, settings: dict, guard: G
     names = list(inputs)  # ("x", "w") or ("X", "w")
     upstream = UPSTREAM[function]
     if not _accepts(backward, len(names) + 1):
-        message = (
-            f"{function} takes no upstream gradient; the lab's form is "
-            f"{function}({', '.join(names)}, {upstream}) and the result must be scaled by {upstream}"
-        )
-        return _records(failed_checks(function, message, crashed=False))
+        return _records(failed_checks(function, _signature_problem(function, backward, names), crashed=False))
 
     def forward_f(**arrays):
         return guard.call(forward_name, forward, *(arrays[n] for n in names))
@@ -167,6 +173,22 @@ def check_backward(function: str, module, inputs: dict, settings: dict, guard: G
     for record in records:
         record.message += note
     return _records(records)
+
+
+def _signature_problem(function: str, backward: Callable, names: "list[str]") -> str:
+    """Why ``backward`` cannot take the upstream gradient, against the lab's signature.
+
+    ``"dot_backward(x, w) has no parameter for the upstream gradient: the lab's
+    signature is dot_backward(x, w, da=None), and dx and dw must both be
+    multiplied by da"``
+    """
+    upstream = UPSTREAM[function]
+    signature = inspect.signature(backward)
+    lab = f"the lab's signature is {function}({', '.join(names)}, {upstream}=None), and {UPSTREAM_USE[function]}"
+    kinds = [parameter.kind for parameter in signature.parameters.values()]
+    if kinds == [inspect.Parameter.POSITIONAL_OR_KEYWORD] * len(kinds) and len(kinds) <= len(names):
+        return f"{function}{signature} has no parameter for the upstream gradient: {lab}"
+    return f"{function}{signature} cannot be called as {function}({', '.join(names)}, {upstream}): {lab}"
 
 
 def _accepts(function: Callable, count: int) -> bool:
@@ -221,7 +243,7 @@ def main() -> None:
         except LoadError as exc:
             send(event="load_error", message=str(exc))
             return
-        present = [name for name in LAB_FUNCTIONS if hasattr(module, name)]
+        present = [name for name in convcli.labcheck.LAB_FUNCTIONS if hasattr(module, name)]
         send(event="loaded", functions=present)
         for function in job["functions"]:
             if function not in present:

@@ -230,7 +230,8 @@ def test_import_error_names_the_line():
     assert result.exit_code == 2
     assert error_line(result).endswith(
         "running it raised ModuleNotFoundError: No module named 'lib' at import_error.py, line 3: "
-        "from lib.checking import gradient_check"
+        "from lib.checking import gradient_check "
+        '(code outside the functions runs when the file is loaded: move it under if __name__ == "__main__":)'
     )
 
 

@@ -149,9 +149,28 @@ def test_wrong_shape_nan_and_missing_gradient_messages():
     assert nan.message.endswith("analytical nan")
     assert verdict("bug_conv_backward_key")["conv_backward:w"].message == "conv_backward: no gradient returned for 'w'"
     assert verdict("no_upstream")["dot_backward:x"].message == (
-        "dot_backward takes no upstream gradient; the lab's form is dot_backward(x, w, da) "
-        "and the result must be scaled by da"
+        "dot_backward(x, w) has no parameter for the upstream gradient: the lab's signature is "
+        "dot_backward(x, w, da=None), and dx and dw must both be multiplied by da"
     )
+
+
+def test_a_backward_that_cannot_take_the_upstream_gradient_is_told_the_lab_signature(tmp_path):
+    path = tmp_path / "signatures.py"
+    path.write_text(
+        "def dot_forward(x, w):\n    return (x * w).sum()\n"
+        "def dot_backward(x, w, *, da=1.0):\n    return {'x': da * w, 'w': da * x}\n"
+        "def conv_backward(X, w):\n    return {}\n"
+    )
+    checks = {r.name: r for r in check_impl(path)}
+    assert checks["dot_backward:w"].message == (
+        "dot_backward(x, w, *, da=1.0) cannot be called as dot_backward(x, w, da): the lab's signature is "
+        "dot_backward(x, w, da=None), and dx and dw must both be multiplied by da"
+    )
+    assert checks["conv_backward:X"].message == (
+        "conv_backward(X, w) has no parameter for the upstream gradient: the lab's signature is "
+        "conv_backward(X, w, dA=None), and dX and dw must both be computed from dA"
+    )
+    assert not checks["conv_backward:X"].crashed and checks["conv_backward:X"].status == "fail"
 
 
 def test_planted_wrong_value_is_located():
@@ -203,7 +222,8 @@ def test_same_seed_same_numbers():
         (
             "import_error",
             "cannot load '{path}': running it raised ModuleNotFoundError: No module named 'lib' "
-            "at import_error.py, line 3: from lib.checking import gradient_check",
+            "at import_error.py, line 3: from lib.checking import gradient_check (code outside the functions "
+            'runs when the file is loaded: move it under if __name__ == "__main__":)',
         ),
         (
             "no_functions",
@@ -254,6 +274,24 @@ def test_top_level_hang_and_crash_are_load_errors(tmp_path):
     with pytest.raises(ImplementationError) as info:
         check_impl(crash)
     assert str(info.value) == f"cannot load '{crash}': running crash.py ended the process (exit status 4)"
+
+
+def test_a_binary_file_is_a_syntax_error_without_the_top_level_hint(tmp_path):
+    path = tmp_path / "binary.py"
+    path.write_bytes(b"\x00\x01\xff" * 10)
+    with pytest.raises(ImplementationError) as info:
+        check_impl(path)
+    assert str(info.value) == f"cannot load '{path}': SyntaxError: source code string cannot contain null bytes"
+
+
+def test_a_long_line_is_quoted_short(tmp_path):
+    path = tmp_path / "long.py"
+    line = "x = [" + "1, " * 100 + "undefined]"
+    path.write_text(line + "\n")
+    with pytest.raises(ImplementationError) as info:
+        check_impl(path)
+    quoted = line[:97] + "..."  # 100 characters at most
+    assert f"NameError: name 'undefined' is not defined at long.py, line 1: {quoted} (code outside" in str(info.value)
 
 
 def test_odd_returns_and_prints_do_not_confuse_the_checker(tmp_path, capfd):
