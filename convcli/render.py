@@ -12,7 +12,7 @@ from convcli.errors import ParameterError
 NORMALIZATIONS = ("minmax", "abs", "clip", "signed")
 
 
-def to_uint8(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
+def to_uint8(A: np.ndarray, mode: str = "minmax", *, limits: "tuple[float, float] | None" = None) -> np.ndarray:
     """Map an activation map to 8-bit grey levels.
 
     Parameters
@@ -27,6 +27,11 @@ def to_uint8(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
         - ``clip``: ``clip(round(A), 0, 255)``.
         - ``signed``: ``round(127.5 + 127.5 * A / max|A|)``, so 0 is mid-grey
           (all 128 when A is all 0).
+    limits : (min, max), optional
+        The smallest and largest value of the whole map when ``A`` is only a
+        part of it (a strip of rows): the scale comes from them instead of from
+        ``A`` (``max|A|`` is ``max(|min|, |max|)``), so each part gets exactly
+        the levels it has in the picture of the whole map.
 
     Returns
     -------
@@ -37,8 +42,14 @@ def to_uint8(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
     The arithmetic is float64, done in chunks of about a million values, so a
     huge map costs one uint8 copy plus a small buffer, and a nearly flat map
     still spans 0..255.  ``round`` is numpy's (halves go to the even level).
+
+    Examples
+    --------
+    >>> A = np.array([[-2.0, 0.0], [1.0, 2.0]])
+    >>> np.array_equal(to_uint8(A[1:], limits=(A.min(), A.max())), to_uint8(A)[1:])
+    True
     """
-    return _levels(np.asarray(A), mode, per_map=False)
+    return _levels(np.asarray(A), mode, per_map=False, limits=limits)
 
 
 def to_uint8_each(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
@@ -64,19 +75,20 @@ def to_uint8_each(A: np.ndarray, mode: str = "minmax") -> np.ndarray:
 _CHUNK = 1 << 20  # values converted to float64 at a time
 
 
-def _levels(A: np.ndarray, mode: str, *, per_map: bool) -> np.ndarray:
+def _levels(A: np.ndarray, mode: str, *, per_map: bool, limits=None) -> np.ndarray:
     """The worker behind :func:`to_uint8` and :func:`to_uint8_each`.
 
     Every mode is ``rint(f(A) * scale + offset)`` clipped to 0..255, with
     ``f = abs`` for ``abs`` and the identity otherwise; the statistics are taken
-    over the whole array, or over each ``A[i]`` when ``per_map``.
+    over the whole array, or over each ``A[i]`` when ``per_map``, or are the
+    given ``limits`` (min, max).
     """
     if mode not in NORMALIZATIONS:
         raise ParameterError(f"normalize must be one of {', '.join(NORMALIZATIONS)}; got {mode!r}")
     out = np.empty(A.shape, np.uint8)
     if A.size == 0:
         return out
-    scale, offset = _affine(A, mode, per_map)
+    scale, offset = _affine(A, mode, per_map, limits)
     rows = np.ascontiguousarray(A).reshape(A.shape[0] if A.ndim else 1, -1)
     flat_out = out.reshape(rows.shape)
     step = max(1, _CHUNK // rows.shape[1])
@@ -93,22 +105,26 @@ def _levels(A: np.ndarray, mode: str, *, per_map: bool) -> np.ndarray:
     return out
 
 
-def _affine(A: np.ndarray, mode: str, per_map: bool):
+def _affine(A: np.ndarray, mode: str, per_map: bool, limits=None):
     """``(scale, offset)`` for :func:`_levels`: scalars, or columns ``(n, 1)`` when ``per_map``.
 
-    A flat map (max == min, or a zero peak) gets scale 0, which yields the
-    documented constant picture: 0 for minmax and abs, 128 for signed.
+    The scale depends on ``A`` only through its min and max (given as
+    ``limits``, or taken here).  A flat map (max == min, or a zero peak) gets
+    scale 0, which yields the documented constant picture: 0 for minmax and
+    abs, 128 for signed.
     """
     axis = tuple(range(1, A.ndim)) if per_map else None
     if mode == "clip":
-        scale, offset = np.ones(A.shape[0] if per_map else ()), np.zeros(A.shape[0] if per_map else ())
-    elif mode == "minmax":
-        lo = np.min(A, axis=axis).astype(np.float64)
-        span = np.max(A, axis=axis).astype(np.float64) - lo
+        return (np.ones((A.shape[0], 1)), np.zeros((A.shape[0], 1))) if per_map else (1.0, 0.0)
+    if limits is None:
+        limits = np.min(A, axis=axis), np.max(A, axis=axis)
+    lo, hi = (np.asarray(v).astype(np.float64) for v in limits)  # float64 before abs: |int8(-128)| is 128
+    if mode == "minmax":
+        span = hi - lo
         scale = 255.0 / np.where(span > 0, span, np.inf)
         offset = -lo * scale
-    else:  # abs, signed: scaled by the peak magnitude
-        peak = np.max(np.abs(A), axis=axis).astype(np.float64)
+    else:  # abs, signed: scaled by the peak magnitude, max|A| = max(|min|, |max|) (NaN stays NaN)
+        peak = np.maximum(np.abs(lo), np.abs(hi))
         factor = 255.0 if mode == "abs" else 127.5
         scale = factor / np.where(peak > 0, peak, np.inf)
         offset = np.zeros_like(scale) if mode == "abs" else np.full_like(scale, 127.5)

@@ -90,6 +90,36 @@ def test_to_uint8_each_equals_to_uint8_per_map_bit_for_bit(mode, A, flat):
     np.testing.assert_array_equal(to_uint8_each(A, mode), expected)
 
 
+@pytest.mark.parametrize("mode", ["minmax", "abs", "clip", "signed"])
+@settings(max_examples=60, deadline=None)
+@given(A=maps(), rows=st.integers(1, 4), channels=st.sampled_from([0, 3]), flat=st.booleans())
+def test_strips_scaled_with_the_whole_maps_limits_are_the_whole_maps_bytes(mode, A, rows, channels, flat):
+    """to_uint8(strip, limits=(min, max) of the whole map) gives the strip's rows of to_uint8(whole map)."""
+    if flat:
+        A = A * 0 + 3.0  # a flat map: a constant picture either way
+    if channels:
+        A = np.stack([A, -A, 2 * A], axis=-1)  # a --color map: one scale for all channels
+    whole = to_uint8(A, mode)
+    limits = (A.min(), A.max())
+    strips = [to_uint8(A[r : r + rows], mode, limits=limits) for r in range(0, A.shape[0], rows)]
+    assert np.concatenate(strips).tobytes() == whole.tobytes()
+
+
+def test_limits_set_the_scale():
+    A = np.array([[-1.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(to_uint8(A, "minmax", limits=(-3.0, 1.0)), [[128, 191, 255]])
+    np.testing.assert_array_equal(to_uint8(A, "abs", limits=(-4.0, 2.0)), [[64, 0, 64]])
+    np.testing.assert_array_equal(to_uint8(A, "signed", limits=(-0.5, 5.0)), [[102, 128, 153]])
+    np.testing.assert_array_equal(to_uint8(A, "clip", limits=(-9.0, 9.0)), [[0, 0, 1]])
+    np.testing.assert_array_equal(to_uint8(A, "minmax", limits=(2.0, 2.0)), [[0, 0, 0]])
+
+
+def test_the_peak_of_int8_counts_minus_128():
+    """max|A| is taken in float64: |int8(-128)| is 128, not -128."""
+    np.testing.assert_array_equal(to_uint8(np.array([-128, 64], np.int8), "abs"), [255, 128])
+    np.testing.assert_array_equal(to_uint8(np.array([-128, 64], np.int8), "signed"), [0, 191])
+
+
 def test_to_uint8_each_refuses_a_single_map():
     with pytest.raises(ParameterError, match=r"maps must have shape \(n, H, W\); got shape \(3, 3\)"):
         to_uint8_each(np.zeros((3, 3)))
