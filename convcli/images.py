@@ -13,7 +13,9 @@ NumPy            ``.npy`` 2-D or 3-D; ``.npz`` by key   1 or N
 ===============  =====================================  ===================
 
 Images come back as float64 with their value range kept (0..255 for 8-bit,
-0..65535 for 16-bit, floats as stored).  Colour becomes one grey channel with
+0..65535 for 16-bit, floats as stored); ``dtype=None`` keeps the stored type
+instead (uint8 for an 8-bit PNG), which ``convolve`` uses to skip a float64
+copy of a large picture.  Colour becomes one grey channel with
 Pillow's ``L`` luminance (``L = R*299/1000 + G*587/1000 + B*114/1000``) unless
 ``color=True``, which keeps R, G, B (alpha is dropped).
 
@@ -35,7 +37,9 @@ import numpy as np
 from convcli import idx, npyfiles, pictures
 from convcli.errors import ImageFormatError, ParameterError
 # The writers live in convcli.mapfiles; they are part of this module's API too.
-from convcli.mapfiles import encode_png, map_bytes, output_format, render_png, write_map  # noqa: F401
+from convcli.mapfiles import (  # noqa: F401
+    encode_png, map_bytes, output_format, render_png, save_png, write_map, write_picture,
+)
 
 #: The bundled sample ``convolve`` uses when no IMAGE is given.
 DEFAULT_SAMPLE = "fashion-mnist-0-ankle-boot.png"
@@ -88,29 +92,43 @@ class ImageSource:
     def __repr__(self) -> str:
         return f"ImageSource({self.name!r}, {self.format}, count={self.count}, shape={self.shape})"
 
-    def read(self, indices: Sequence[int] | None = None, *, color: bool = False) -> np.ndarray:
+    def read(self, indices: Sequence[int] | None = None, *, color: bool = False,
+             dtype: np.typing.DTypeLike | None = np.float64) -> np.ndarray:
         """Decode images ``indices`` (all when None).
+
+        Parameters
+        ----------
+        indices : sequence of int, optional
+        color : bool
+            Keep the colour channels (a trailing axis) instead of grey.
+        dtype : numpy dtype or None
+            The type of the result: float64 by default, always a fresh, writable
+            array.  ``None`` keeps the type the file stores (uint8 for 8-bit
+            pictures and MNIST, uint16 or int32 for 16- and 32-bit pictures,
+            float32 for Pillow's ``F``, the array's own type for ``.npy``), with
+            no copy beyond decoding; the result may then be read-only.
 
         Returns
         -------
-        ndarray of float64, shape ``(n, H, W)``, or ``(n, H, W, C)`` with ``color``
+        ndarray, shape ``(n, H, W)``, or ``(n, H, W, C)`` with ``color``
         (C = 3 for colour pictures, 1 for grey ones and arrays).
 
         Raises
         ------
         ImageFormatError
             An index out of range (naming the valid range), a truncated or corrupt
-            file, or NaN/inf pixels.
+            file, or NaN/inf pixels (only floats can hold them, so only floats
+            are scanned).
         """
         wanted = np.arange(self.count) if indices is None else np.asarray(list(indices), dtype=np.int64)
         for i in wanted.tolist():
             if not 0 <= i < self.count:
                 raise ImageFormatError(f"index {i} is out of range: {self._holds()}")
         values = np.asarray(self._loader(wanted, color))
-        out = values.astype(np.float64)  # always a fresh, writable array
+        out = values if dtype is None else values.astype(dtype)  # astype: always a fresh, writable array
         if color and out.ndim == 3:
             out = out[..., None]
-        bad = np.argwhere(~np.isfinite(out))
+        bad = np.argwhere(~np.isfinite(out)) if out.dtype.kind in "fc" else ()
         if len(bad):
             n, row, col = (int(v) for v in bad[0][:3])
             raise ImageFormatError(
@@ -126,12 +144,13 @@ class ImageSource:
 
 
 def read_image(source: str | os.PathLike, *, index: int | None = None, key: str | None = None,
-               color: bool = False) -> np.ndarray:
+               color: bool = False, dtype: np.typing.DTypeLike | None = np.float64) -> np.ndarray:
     """One image as float64 ``(H, W)`` (or ``(H, W, C)`` with ``color``): the convenience for ``convolve``.
 
-    ``index`` picks an image of an indexed file (default 0).
+    ``index`` picks an image of an indexed file (default 0); ``dtype=None``
+    keeps the stored type (see :meth:`ImageSource.read`).
     """
-    return open_source(source, key=key).read([0 if index is None else int(index)], color=color)[0]
+    return open_source(source, key=key).read([0 if index is None else int(index)], color=color, dtype=dtype)[0]
 
 
 def parse_indices(spec: str, count: int) -> list[int]:

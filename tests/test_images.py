@@ -325,6 +325,34 @@ def test_high_depth_modes_keep_their_range(tmp_path):
     assert "has NaN or infinite pixels (first at image 0, row 1, column 0)" in error_of(tmp_path / "nan.tif")
 
 
+def test_dtype_none_keeps_the_stored_type(tmp_path):
+    """read(dtype=None): the same values as the float64 default, in the type the file stores."""
+    grey = RNG.integers(0, 256, (5, 7)).astype(np.uint8)
+    Image.fromarray(grey).save(tmp_path / "L.png")
+    Image.fromarray(np.array([[0, 1, 300], [40000, 65535, 7]], dtype=np.uint16)).save(tmp_path / "deep.png")
+    Image.fromarray(np.array([[-5, 0], [100000, 2**31 - 1]], dtype=np.int32), "I").save(tmp_path / "ints.tif")
+    Image.fromarray(np.array([[-1.5, 0.25], [1e6, 3.0]], dtype=np.float32), "F").save(tmp_path / "floats.tif")
+    np.save(tmp_path / "half.npy", np.array([[[1.5, -2.0]], [[3.0, 4.0]]], dtype=np.float16))
+    write(tmp_path, "digits", idx_bytes(RNG.integers(0, 256, (3, 4, 4)).astype(np.uint8)))
+    for name, kind in [("L.png", "u1"), ("deep.png", "u2"), ("ints.tif", "i4"), ("floats.tif", "f4"),
+                       ("half.npy", "f2"), ("digits", "u1")]:
+        source = open_source(tmp_path / name)
+        native, default = source.read([source.count - 1], dtype=None), source.read([source.count - 1])
+        assert native.dtype.kind + str(native.dtype.itemsize) == kind, name
+        assert default.dtype == np.float64 and default.flags.writeable, name
+        np.testing.assert_array_equal(native, default)
+        assert read_image(tmp_path / name, dtype=None, index=source.count - 1).dtype == native.dtype
+    assert read_image(tmp_path / "L.png", dtype=None, color=True).shape == (5, 7, 1)
+    assert read_image(tmp_path / "L.png", dtype=np.float32).dtype == np.float32
+
+
+def test_dtype_none_still_refuses_nan_in_float_pictures(tmp_path):
+    nan = np.array([[1.0, 2.0], [np.nan, 3.0]], dtype=np.float32)
+    Image.fromarray(nan, "F").save(tmp_path / "nan.tif")
+    with pytest.raises(ImageFormatError, match=r"has NaN or infinite pixels \(first at image 0, row 1, column 0\)"):
+        read_image(tmp_path / "nan.tif", dtype=None)
+
+
 @pytest.mark.parametrize("fmt, ext", [("JPEG", "jpg"), ("BMP", "bmp"), ("GIF", "gif"), ("TIFF", "tif"),
                                       ("WEBP", "webp")])
 def test_other_formats_detected_by_content(tmp_path, fmt, ext):
