@@ -69,6 +69,7 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
     """
     from convcli import images, kernels, maps
     from convcli.files import check_writable
+    from convcli.render import to_uint8
 
     if output == "-" and click.get_binary_stream("stdout").isatty():
         raise CliError("-o - writes PNG bytes to stdout, which is a terminal; redirect it (> map.png)")
@@ -81,24 +82,36 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
 
     kernel = kernels.load_kernel(kernel_spec)
     source = images.open_source(image if image is not None else images.default_sample(), key=key)
-    X = source.read([0 if index is None else index], color=color)[0]
+    X = source.read([0 if index is None else index], color=color, dtype=None)[0]  # uint8 stays uint8
     options = dict(padding=padding, stride=stride, flip=flip, border=border)
-    A = maps.convolve_map(X, kernel.kernel, names=(f"'{source.name}'", f"'{kernel.name}'"), **options)
+    names = (f"'{source.name}'", f"'{kernel.name}'")
+    png = output == "-" or (output is not None and images.output_format(output) == "png")
+    A = levels = None
+    if png and not color and not verify:
+        # Only the picture is wanted: make it strip by strip, never holding the float64 map.
+        levels, stats = maps.map_picture(X, kernel.kernel, normalize=normalize, names=names, **options)
+    else:  # the whole map: for .npy/.tif, --color, --verify and the preview
+        A = maps.convolve_map(X, kernel.kernel, names=names, **options)
+        stats = maps.map_stats(A)
+        levels = to_uint8(A, normalize) if png else None
     check = maps.verify_map(X, kernel.kernel, A, **options) if verify else None
     if check is not None and not check:
         raise CheckFailed(str(check))
 
     if output == "-":
         stream = click.get_binary_stream("stdout")
-        stream.write(images.render_png(A, normalize=normalize, size=size))
+        images.save_png(levels, stream, size=size)
         stream.flush()
     elif output is not None:
-        written = images.write_map(output, A, normalize=normalize, size=size, force=force)
+        if png:
+            written = images.write_picture(output, levels, size=size, force=force)
+        else:
+            written = images.write_map(output, A, force=force)
         if not quiet:
-            stderr_console().print(f"wrote {written} ({_describe(source, index, kernel)}; map {maps.map_stats(A)})",
+            stderr_console().print(f"wrote {written} ({_describe(source, index, kernel)}; map {stats})",
                                    markup=False, highlight=False, soft_wrap=True)
     elif not quiet:
-        _show(source, index, kernel, A, normalize, options)
+        _show(source, index, kernel, A, stats, normalize, options)
     if check is not None and not quiet:
         console = stderr_console() if output == "-" else stdout_console()
         console.print(str(check), markup=False, highlight=False, soft_wrap=True)
@@ -124,16 +137,14 @@ def _warn_png_only(output, quiet) -> None:
                                "values", markup=False, highlight=False, soft_wrap=True)
 
 
-def _show(source, index, kernel, A, normalize, options) -> None:
+def _show(source, index, kernel, A, stats, normalize, options) -> None:
     """The summary and terminal preview printed when there is no -o."""
-    from convcli import maps
-
     console = stdout_console()
     padding = options["padding"]
     settings = f"padding {padding}" + (f" ({options['border']})" if padding != "valid" else "")
     settings += f", stride {options['stride']}" + (", flipped (true convolution)" if options["flip"] else "")
     console.print(f"{_describe(source, index, kernel)}, {settings}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"activation map: {maps.map_stats(A)}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"activation map: {stats}", markup=False, highlight=False, soft_wrap=True)
     console.print(preview(console, A, normalize))
     console.print(f"(preview: --normalize {normalize}; write the map with -o map.png, .npy or .tif)",
                   markup=False, highlight=False, soft_wrap=True, style="dim")

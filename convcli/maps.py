@@ -11,11 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from convcli.errors import ShapeError
-from convcli.layers import BORDERS, conv_forward, pad_widths
+from convcli.layers import BORDERS, conv_forward, conv_forward_rows, pad_widths
 from convcli.render import to_uint8
 
 #: What ``--verify`` compares with.
 REFERENCE = "scipy.signal.correlate2d"
+#: Map values per strip in :func:`map_picture` (16 MiB of float64; large enough for conv's threads).
+STRIP_PIXELS = 1 << 21
 
 
 def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1, flip: bool = False,
@@ -25,6 +27,7 @@ def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1
     Parameters
     ----------
     X : ndarray, shape ``(H, W)`` or ``(H, W, C)``
+        Any real dtype; a uint8 picture is used as it is (no float64 copy).
     kernel : ndarray, shape ``(Fh, Fw)``
     padding, stride, flip, border
         As for :func:`convcli.layers.conv_forward`.
@@ -41,7 +44,69 @@ def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1
     ShapeError
         When the kernel is larger than the padded image (names both).
     """
-    X = np.asarray(X, dtype=np.float64)
+    X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
+    if X.ndim == 2:
+        return conv_forward(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
+    channels = conv_forward(np.moveaxis(X, -1, 0), kernel, padding=padding, stride=stride, flip=flip, border=border)
+    return np.ascontiguousarray(np.moveaxis(channels, 0, -1))
+
+
+def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax", padding="valid", stride=1,
+                flip: bool = False, border: str = "zero", names: tuple[str, str] = ("image", "kernel"),
+                strip_pixels: int | None = None) -> "tuple[np.ndarray, MapStats]":
+    """The 8-bit picture of a grey image's map, made strip by strip, and the map's summary.
+
+    The same bytes as ``to_uint8(convolve_map(X, kernel, ...), normalize)``,
+    without ever holding the float64 map: a first pass over strips of output
+    rows (:func:`convcli.layers.conv_forward_rows`) finds the min, max and mean,
+    a second recomputes each strip and scales it with those limits
+    (:func:`convcli.render.to_uint8`).  Extra memory is one strip of about
+    ``strip_pixels`` float64 values plus the uint8 picture, for twice the
+    convolution work.
+
+    Parameters
+    ----------
+    X : ndarray, shape ``(H, W)``, any real dtype (a uint8 picture is not copied)
+    kernel : ndarray, shape ``(Fh, Fw)``
+    normalize : {"minmax", "abs", "clip", "signed"}
+    padding, stride, flip, border, names
+        As for :func:`convolve_map`.
+    strip_pixels : int, optional
+        Map values per strip (whole rows, at least one); :data:`STRIP_PIXELS` by default.
+
+    Returns
+    -------
+    levels : ndarray of uint8, shape ``(H', W')`` (as for :func:`convolve_map`)
+    stats : MapStats
+        As :func:`map_stats` of the map; the mean is summed strip by strip, so
+        it can differ from ``A.mean()`` in the last bits.
+    """
+    X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
+    if X.ndim != 2:
+        raise ShapeError(f"map_picture takes a grey image (H, W); got shape {X.shape} (use convolve_map)")
+    options = dict(padding=padding, stride=stride, flip=flip, border=border)
+    height, width = _map_shape(X.shape, kernel.shape, padding, stride)
+    rows = max(1, int(STRIP_PIXELS if strip_pixels is None else strip_pixels) // width)
+    strips = [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+    lo, hi, total = np.inf, -np.inf, 0.0
+    for r0, r1 in strips:
+        strip = conv_forward_rows(X, kernel, r0, r1, **options)
+        lo, hi = np.minimum(lo, strip.min()), np.maximum(hi, strip.max())  # NaN stays NaN, as in A.min()
+        total += float(strip.sum())
+    stats = MapStats((height, width), float(lo), float(hi), total / (height * width))
+
+    levels = np.empty((height, width), np.uint8)
+    for r0, r1 in strips:
+        strip = conv_forward_rows(X, kernel, r0, r1, **options)
+        levels[r0:r1] = to_uint8(strip, normalize, limits=(lo, hi))
+    return levels, stats
+
+
+def _image_and_kernel(X, kernel, padding, stride, names):
+    """``X`` as an array (its dtype kept) and a float64 kernel; ShapeError naming both if it does not fit."""
+    X = np.asarray(X)
+    X = X if X.dtype.kind in "biuf" else X.astype(np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
     (top, bottom), (left, right) = pad_widths(padding, kernel.shape, stride)
     padded = (X.shape[0] + top + bottom, X.shape[1] + left + right)
@@ -51,10 +116,14 @@ def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1
             f"kernel {names[1]} ({kernel.shape[0]}x{kernel.shape[1]}) is larger than the image {names[0]} "
             f"({X.shape[0]}x{X.shape[1]}{grown}); use a smaller kernel or --padding same/full"
         )
-    if X.ndim == 2:
-        return conv_forward(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
-    channels = conv_forward(np.moveaxis(X, -1, 0), kernel, padding=padding, stride=stride, flip=flip, border=border)
-    return np.ascontiguousarray(np.moveaxis(channels, 0, -1))
+    return X, kernel
+
+
+def _map_shape(image_hw, kernel_hw, padding, stride) -> "tuple[int, int]":
+    """``(H', W')`` with ``H' = (H + pad_top + pad_bottom - Fh) // sh + 1`` (likewise ``W'``)."""
+    pads = pad_widths(padding, kernel_hw, stride)  # validates padding and stride
+    strides = (stride, stride) if np.ndim(stride) == 0 else tuple(stride)
+    return tuple(int((n + sum(p) - f) // s + 1) for n, p, f, s in zip(image_hw[:2], pads, kernel_hw, strides))
 
 
 def scipy_reference(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1, flip: bool = False,
@@ -108,6 +177,7 @@ def verify_map(X: np.ndarray, kernel: np.ndarray, A: np.ndarray, *, padding="val
     float64 rounding in a sum of ``Fh * Fw`` products, far below any real bug.
     A shape mismatch counts as an infinite difference.
     """
+    X = np.asarray(X, dtype=np.float64)  # before abs: |int8(-128)| is 128 only in float
     reference = scipy_reference(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
     scale = float(np.abs(X).max()) * float(np.abs(kernel).sum())
     tolerance = 1e-9 * max(1.0, scale)

@@ -180,6 +180,41 @@ def test_normalizations(tmp_path, mode, formula):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), formula(A))
 
 
+@pytest.mark.parametrize("mode", ["minmax", "abs", "clip", "signed"])
+def test_png_made_in_strips_is_the_picture_of_the_whole_map(tmp_path, monkeypatch, mode):
+    """-o x.png goes strip by strip (here 3 rows at a time): the bytes of the .npy map's picture, the same summary."""
+    from convcli.render import to_uint8
+
+    monkeypatch.setattr(convcli.maps, "STRIP_PIXELS", 3 * 256)
+    args = [SAMPLE_DIR / "scene-256.png", "-k", "log", "--padding", "same", "--border", "symmetric",
+            "--normalize", mode]
+    npy, png = run(*args, "-o", tmp_path / "m.npy"), run(*args, "-o", tmp_path / "m.png")
+    assert npy.exit_code == png.exit_code == 0
+    A = np.load(tmp_path / "m.npy")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), to_uint8(A, mode))
+    summary = re.compile(r"; map (shape .*)\)$", re.MULTILINE)
+    assert summary.search(png.stderr)[1] == summary.search(npy.stderr)[1] == "shape 256x256  min -491  max 471  mean 0"
+    piped = run(*args, "-o", "-")
+    assert piped.stdout_bytes == (tmp_path / "m.png").read_bytes()
+
+
+def test_png_output_keeps_the_picture_uint8_and_never_holds_the_whole_map(tmp_path, monkeypatch):
+    """The issue #6 memory target: no float64 copy of a uint8 picture, no float64 map, for plain PNG output."""
+    seen = []
+    real = convcli.maps.map_picture
+    monkeypatch.setattr(convcli.maps, "map_picture", lambda X, *a, **k: seen.append(X.dtype) or real(X, *a, **k))
+
+    def whole_map(*args, **kwargs):
+        raise AssertionError("convolve_map called for PNG output")
+
+    monkeypatch.setattr(convcli.maps, "convolve_map", whole_map)
+    result = run(SAMPLE_DIR / "scene-256.png", "-k", "edge-h", "-o", tmp_path / "m.png")
+    assert result.exit_code == 0, result.stderr
+    assert seen == [np.uint8]
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")),
+                                  minmax(signal.correlate2d(SCENE, W1, "valid")))
+
+
 def test_tiff_output_and_png_only_note(tmp_path):
     result = run("-k", "blur", "--size", 64, "-o", tmp_path / "b.tif")
     assert result.exit_code == 0

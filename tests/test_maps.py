@@ -10,8 +10,11 @@ from PIL import Image
 from scipy import ndimage, signal
 
 from convcli.errors import OutputError, ParameterError, ShapeError
-from convcli.images import encode_png, output_format, render_png, write_map
-from convcli.maps import Verification, convolve_map, map_stats, preview_levels, scipy_reference, verify_map
+from convcli.images import encode_png, output_format, render_png, save_png, write_map, write_picture
+from convcli.maps import (
+    Verification, convolve_map, map_picture, map_stats, preview_levels, scipy_reference, verify_map,
+)
+from convcli.render import to_uint8
 
 RNG = np.random.default_rng(11)
 SCIPY_MODES = {"reflect": "mirror", "symmetric": "reflect", "edge": "nearest", "wrap": "wrap"}
@@ -30,6 +33,49 @@ def test_convolve_map_matches_scipy(h, w, fh, fw, padding, stride, flip, border,
     ref = scipy_reference(X, k, padding=padding, stride=stride, flip=flip, border=border)
     np.testing.assert_allclose(A, ref, atol=1e-12)
     assert verify_map(X, k, A, padding=padding, stride=stride, flip=flip, border=border).passed
+
+
+IMAGE_TYPES = {
+    "uint8": lambda rng, shape: rng.integers(0, 256, shape).astype(np.uint8),
+    "uint16": lambda rng, shape: rng.integers(0, 65536, shape).astype(np.uint16),
+    "int8": lambda rng, shape: rng.integers(-128, 128, shape).astype(np.int8),
+    "float32": lambda rng, shape: rng.normal(size=shape).astype(np.float32),
+    "float64": lambda rng, shape: rng.normal(size=shape),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(3, 14), st.integers(3, 14), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from(["valid", "same", "full", 0, 2]), st.integers(1, 3), st.booleans(),
+       st.sampled_from(["zero", "reflect", "symmetric", "edge", "wrap"]),
+       st.sampled_from(["minmax", "abs", "clip", "signed"]), st.integers(1, 60), st.sampled_from(sorted(IMAGE_TYPES)),
+       st.integers(0, 2**31))
+def test_map_picture_is_the_whole_maps_picture_made_strip_by_strip(h, w, fh, fw, padding, stride, flip, border,
+                                                                   mode, strip_pixels, kind, seed):
+    """Strips of any size (odd ones, one row, all rows) give the bytes of to_uint8(whole map)."""
+    rng = np.random.default_rng(seed)
+    X, k = IMAGE_TYPES[kind](rng, (h, w)), rng.normal(size=(fh, fw))
+    if mode == "clip":
+        k *= 40  # maps that reach past 0..255
+    if padding == "same":
+        stride = 1
+    options = dict(padding=padding, stride=stride, flip=flip, border=border)
+    A = convolve_map(X.astype(np.float64), k, **options)
+    np.testing.assert_array_equal(convolve_map(X, k, **options), A)  # the image's own dtype: the same numbers
+    levels, stats = map_picture(X, k, normalize=mode, strip_pixels=strip_pixels, **options)
+    assert levels.dtype == np.uint8 and levels.tobytes() == to_uint8(A, mode).tobytes()
+    whole = map_stats(A)
+    assert (stats.shape, stats.min, stats.max) == (whole.shape, whole.min, whole.max)
+    assert stats.mean == pytest.approx(whole.mean, rel=1e-12, abs=1e-12 * np.abs(A).max())
+
+
+def test_map_picture_takes_grey_images_and_names_a_kernel_that_does_not_fit():
+    with pytest.raises(ShapeError, match=r"map_picture takes a grey image \(H, W\); got shape \(4, 4, 3\)"):
+        map_picture(np.ones((4, 4, 3)), np.ones((3, 3)))
+    with pytest.raises(ShapeError) as err:
+        map_picture(np.ones((2, 2), np.uint8), np.ones((3, 3)), names=("'a.png'", "'box'"))
+    assert str(err.value) == ("kernel 'box' (3x3) is larger than the image 'a.png' (2x2); use a smaller kernel or "
+                              "--padding same/full")
 
 
 def test_reference_is_independent_of_convcli_padding():
@@ -72,6 +118,12 @@ def test_verification_reports_a_wrong_map():
     assert verify_map(X, k, A[:-1]).max_abs_diff == float("inf")
     assert str(Verification(0.0, 1e-9)) == ("conv check passed: largest |convcli - scipy.signal.correlate2d| = 0 "
                                             "(tolerance 1e-09)")
+
+
+def test_verification_tolerance_counts_the_int8_minimum():
+    X = np.array([[-128, 5], [1, 2]], dtype=np.int8)
+    check = verify_map(X, np.ones((1, 1)), convolve_map(X, np.ones((1, 1))))
+    assert check and check.tolerance == pytest.approx(128e-9)
 
 
 def test_map_stats():
@@ -140,6 +192,23 @@ def test_png_size_and_colour(tmp_path):
     write_map(tmp_path / "g.tif", A[..., :1])  # one channel is fine
     with pytest.raises(ParameterError, match="size 100000 would make a picture of 6,000,000,000 pixels"):
         render_png(A, size=100_000)
+
+
+def test_pictures_are_streamed_into_files_and_streams(tmp_path):
+    levels = RNG.integers(0, 256, (5, 8)).astype(np.uint8)
+    write_picture(tmp_path / "p.png", levels, size=16)
+    stream = __import__("io").BytesIO()
+    save_png(levels, stream, size=16)
+    assert (tmp_path / "p.png").read_bytes() == stream.getvalue()
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "p.png"))[::2, ::2], levels)
+    A = RNG.normal(size=(5, 8))
+    write_map(tmp_path / "m.png", A, normalize="signed")
+    assert (tmp_path / "m.png").read_bytes() == render_png(A, normalize="signed")
+    with pytest.raises(OutputError, match="already exists; use --force"):
+        write_picture(tmp_path / "p.png", levels)
+    with pytest.raises(ParameterError, match="size 100000 would make a picture of 6,250,000,000 pixels"):
+        write_picture(tmp_path / "big.png", levels, size=100_000)
+    assert sorted(os.listdir(tmp_path)) == ["m.png", "p.png"]
 
 
 def test_write_refusals_leave_files_alone(tmp_path):
