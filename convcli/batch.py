@@ -25,7 +25,6 @@ Output layout, under the folder ``out_dir``::
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -34,7 +33,7 @@ import numpy as np
 
 from convcli.errors import KernelError, ParameterError, ShapeError
 from convcli.files import atomic_write_bytes
-from convcli.images import ImageSource, encode_png, open_source, parse_indices
+from convcli.images import SAMPLE_DIR, ImageSource, encode_png, open_source, parse_indices
 from convcli.kernels import Filter
 from convcli.layers import conv_forward, pad_widths
 from convcli.mapfolder import (
@@ -54,6 +53,10 @@ from convcli.render import SHEET_MAX_ROWS, contact_sheet, display_input, to_uint
 CHUNK_BYTES = 32 * 2**20
 #: Jobs with fewer maps than this are written without worker processes.
 PARALLEL_MIN_MAPS = 4000
+#: What ``convcli filters render`` renders without INPUT (files in ``sample_images/``): the
+#: Fashion-MNIST subset and the scene.  The sample PNGs are left out, as they are items 0, 1, 2
+#: and 9 of that subset: a sheet with them shows those four pictures twice.
+SAMPLE_INPUTS = ("fashion-mnist-16-images-idx3-ubyte.gz", "scene-256.png")
 
 Progress = Callable[[int], None]
 
@@ -112,7 +115,11 @@ class RenderResult:
     maps: int
     manifest: Path
     sheet: Path | None
-    seconds: float
+
+
+def sample_inputs() -> list[Path]:
+    """The bundled inputs of :data:`SAMPLE_INPUTS`: 17 images, none of them twice."""
+    return [SAMPLE_DIR / name for name in SAMPLE_INPUTS]
 
 
 # ----------------------------------------------------------------------------- planning
@@ -192,7 +199,7 @@ def plan_render(
     out_dir = Path(out_dir)
     check_folder(out_dir, (f for job in jobs for f in job.folders), [MANIFEST] + [SHEET] * sheet, force=force)
     for job in jobs:
-        for chunk in _chunks(job, budget):
+        for chunk, _ in _chunks(job, budget):
             job.source.read(chunk)  # raises ImageFormatError for corrupt data or NaN/inf pixels
     return RenderPlan(
         jobs=tuple(jobs),
@@ -273,13 +280,16 @@ def chunk_size(job: Job, budget: int = CHUNK_BYTES) -> int:
 
 
 def _chunks(job: Job, budget: int):
-    """The indices to read, chunk by chunk (``None`` once for a plain image)."""
+    """``(indices, folders)`` chunk by chunk: the items to read and their output folders.
+
+    A plain image is one chunk whose indices are ``None``.
+    """
     if job.indices is None:
-        yield None
+        yield None, job.folders
         return
     step = chunk_size(job, budget)
     for start in range(0, len(job.indices), step):
-        yield list(job.indices[start : start + step])
+        yield list(job.indices[start : start + step]), job.folders[start : start + step]
 
 
 def run_render(
@@ -303,7 +313,6 @@ def run_render(
     -------
     RenderResult
     """
-    started = time.perf_counter()
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     K = len(plan.filters)
     records = []  # (job, indices, folders, lows (n, K), highs (n, K)) per chunk: the manifest
@@ -315,12 +324,9 @@ def run_render(
     )
     with writer:
         for job in plan.jobs:
-            start = 0
-            for chunk in _chunks(job, budget):
+            for chunk, folders in _chunks(job, budget):
                 X = job.source.read(chunk)  # (n, H, W)
                 indices = [None] if chunk is None else chunk
-                folders = job.folders[start : start + len(indices)]
-                start += len(indices)
                 maps: list[np.ndarray] = [np.empty(0)] * K  # uint8 (n, H', W') per filter
                 lows, highs = np.empty((len(folders), K)), np.empty((len(folders), K))
                 for group in plan.groups:
@@ -350,12 +356,7 @@ def run_render(
         note = f"showing the first {len(sheet_rows)} of {plan.total:,} images" if plan.total > len(sheet_rows) else None
         picture = contact_sheet(sheet_rows, [f.name for f in plan.filters], title=_settings(plan), note=note)
         sheet_path = atomic_write_bytes(plan.out_dir / SHEET, encode_png(picture), force=True)
-    return RenderResult(plan.out_dir, plan.total, plan.total_maps, manifest, sheet_path, time.perf_counter() - started)
-
-
-def render_filters(sources, filters, out_dir, *, progress: Progress | None = None, workers=None, **options):
-    """:func:`plan_render` then :func:`run_render`, for library use."""
-    return run_render(plan_render(sources, filters, out_dir, **options), progress=progress, workers=workers)
+    return RenderResult(plan.out_dir, plan.total, plan.total_maps, manifest, sheet_path)
 
 
 def default_workers(plan: RenderPlan) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -21,6 +22,9 @@ from convcli.render import upscale
 
 MANIFEST = "manifest.json"
 SHEET = "sheet.png"
+
+#: In a worker process of :class:`MapWriter`: the event that tells it to stop (set by the parent).
+_stop = None
 
 
 def safe_name(name: str) -> str:
@@ -64,8 +68,13 @@ def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str],
 
 
 def write_images(out_dir: Path, file_names: Sequence[str], size: int | None, force: bool, folders, maps) -> None:
-    """Write map ``maps[k][i]`` (uint8) as ``out_dir/folders[i]/file_names[k]``, upscaled to ``size``."""
+    """Write map ``maps[k][i]`` (uint8) as ``out_dir/folders[i]/file_names[k]``, upscaled to ``size``.
+
+    In a :class:`MapWriter` worker, stops after the current image once the parent asks it to.
+    """
     for i, folder in enumerate(folders):
+        if _stop is not None and _stop.is_set():
+            return
         target = out_dir / folder
         target.mkdir(exist_ok=True)
         for stack, name in zip(maps, file_names):
@@ -83,6 +92,11 @@ class MapWriter:
 
     ``progress`` is called in the caller's thread with the number of images
     whose files are all written.
+
+    Ctrl-C is the caller's to handle: workers ignore SIGINT (a terminal sends
+    it to them too) and, when the ``with`` block ends in an exception, stop
+    after the image they are writing.  So an interrupted run stops within
+    moments and leaves no half-written or temporary file.
     """
 
     def __init__(
@@ -97,7 +111,7 @@ class MapWriter:
     ) -> None:
         self.task = (out_dir, tuple(file_names), size, force)
         self.workers, self.progress = int(workers), progress
-        self.pool = None
+        self.pool = self.stop = None
         self.pending: list = []  # the previous chunk's (future, number of images)
 
     def __enter__(self) -> "MapWriter":
@@ -111,7 +125,10 @@ class MapWriter:
                 context.set_forkserver_preload([__name__])
             else:
                 context = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self.stop = context.Event()
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop,)
+            )
         return self
 
     def write(self, folders: Sequence[str], maps: Sequence[np.ndarray]) -> None:
@@ -146,7 +163,15 @@ class MapWriter:
                 self._drain()
         finally:
             if self.pool is not None:
+                self.stop.set()  # all is written, or a failure or Ctrl-C: stop after the current image
                 self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_worker(stop) -> None:
+    """Initializer of :class:`MapWriter`'s processes."""
+    global _stop
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _stop = stop
 
 
 def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:

@@ -12,7 +12,7 @@ from scipy import signal
 from convcli import batch, mapfolder
 from convcli.batch import chunk_size, plan_render, run_render
 from convcli.errors import ImageFormatError, KernelError, OutputError, ParameterError, ShapeError
-from convcli.images import sample_paths
+from convcli.images import open_source, sample_paths
 from convcli.kernels import FILTERS, Filter, get_filter
 from convcli.render import SHEET_MAX_ROWS
 from helpers_images import idx_bytes, png_bytes
@@ -242,6 +242,42 @@ def test_worker_processes_and_inline_writing_give_the_same_bytes(tmp_path):
     render([source], LAB, tmp_path / "b", workers=3, budget=4 * 8 * 3000)
     for entry in manifest(tmp_path / "a")["files"]:
         assert (tmp_path / "a" / entry["file"]).read_bytes() == (tmp_path / "b" / entry["file"]).read_bytes()
+
+
+def test_sample_inputs_show_every_bundled_picture_once():
+    """The default inputs hold every bundled sample; a sample PNG left out is an item of the IDX subset."""
+    defaults = batch.sample_inputs()
+    assert set(defaults) <= set(sample_paths())
+    items = [image for path in defaults for image in open_source(path).read()]
+    assert len(items) == 17
+    assert not any(np.array_equal(a, b) for i, a in enumerate(items) for b in items[i + 1 :] if a.shape == b.shape)
+    for path in set(sample_paths()) - set(defaults):
+        picture = open_source(path).read()[0]
+        assert any(picture.shape == item.shape and np.array_equal(picture, item) for item in items), path
+
+
+def test_interrupted_writer_processes_stop_after_their_current_image(tmp_path):
+    """An exception in the ``with`` block (Ctrl-C, a failed chunk) stops the workers; no temporary files stay."""
+    count = 20000  # far more 1x1 PNGs than a worker can write before the parent stops it
+    levels = np.zeros((count, 1, 1), np.uint8)
+    folders = [f"i{n}" for n in range(count)]
+    with pytest.raises(KeyboardInterrupt):
+        with mapfolder.MapWriter(tmp_path, ["m.png"], workers=1) as writer:
+            writer.write(folders, [levels])
+            raise KeyboardInterrupt
+    written = list(tmp_path.rglob("*.png"))
+    assert len(written) < count
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".png"]
+
+
+def test_a_stopped_worker_writes_nothing_more(tmp_path, monkeypatch):
+    class Stopped:
+        def is_set(self):
+            return True
+
+    monkeypatch.setattr(mapfolder, "_stop", Stopped())
+    mapfolder.write_images(tmp_path, ["m.png"], None, False, ["a", "b"], [np.zeros((2, 3, 3), np.uint8)])
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- refusals and --force
