@@ -10,7 +10,8 @@ from __future__ import annotations
 import click
 
 from convcli.cli_common import (
-    conv_options, handle_errors, picture_options, preview, progress_enabled, stdout_console,
+    NORMALIZATIONS, conv_options, handle_errors, picture_options, preview, progress_enabled, stderr_console,
+    stdout_console,
 )
 
 #: Where ``filters render`` writes when no -o is given.
@@ -79,30 +80,36 @@ def list_filters(fmt: str) -> None:
 
 
 @filters.command("show")
-@click.argument("name")
+@click.argument("kernel_spec", metavar="NAME|KERNEL")
 @conv_options
 @click.option(
     "--normalize",
-    type=click.Choice(["minmax", "abs", "clip", "signed"]),
+    type=click.Choice(NORMALIZATIONS),
     default="minmax",
     show_default=True,
     help="How the preview maps values to grey levels.",
 )
 @handle_errors
-def show(name: str, padding, border: str, normalize: str) -> None:
-    """Show filter NAME: matrix, properties, preview.
+def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
+    """Show a filter: matrix, properties, preview.
 
-    The preview is the activation map on the bundled sample (a Fashion-MNIST
-    ankle boot).
+    NAME is a filter of 'convcli filters list'; a kernel file or an inline
+    matrix works too (as -k of convolve).  The preview is the activation map on
+    the bundled sample (a Fashion-MNIST ankle boot).
 
     \b
     Examples:
       convcli filters show edge-h
       convcli filters show laplacian --normalize signed
+      convcli filters show '1,0,-1;2,0,-2;1,0,-1'
     """
     from convcli import images, kernels, maps
 
-    f = kernels.get_filter(name)
+    f = kernels.load_kernel(kernel_spec)
+    sample = images.default_sample()
+    X = images.read_image(sample)
+    A = maps.convolve_map(X, f.kernel, padding=padding, border=border, names=(f"'{sample.name}'", f"'{f.name}'"))
+
     console = stdout_console()
     say = lambda text, **kw: console.print(text, markup=False, highlight=False, soft_wrap=True, **kw)  # noqa: E731
     say(f"{f.name} ({_size(f.kernel)})", style="bold")
@@ -116,10 +123,6 @@ def show(name: str, padding, border: str, normalize: str) -> None:
         f"sum {_number(f.kernel.sum())} · zero-sum {yes[kernels.is_zero_sum(f.kernel)]}"
         f" · separable {yes[kernels.is_separable(f.kernel)]}"
     )
-
-    sample = images.default_sample()
-    X = images.read_image(sample)
-    A = maps.convolve_map(X, f.kernel, padding=padding, border=border, names=(f"'{sample.name}'", f"'{f.name}'"))
     say("")
     say(f"activation map on {sample.name} (padding {padding}): {maps.map_stats(A)}")
     console.print(preview(console, A, normalize))
@@ -193,15 +196,13 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     """
     import time
 
-    from convcli import batch, images, kernels
+    from convcli import batch, kernels
 
+    started = time.perf_counter()
     chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
-    if not chosen:
-        chosen = list(kernels.FILTERS.values())
-    sources = list(inputs) or [str(p) for p in images.sample_paths()]
     plan = batch.plan_render(
-        sources,
-        chosen,
+        list(inputs) or batch.sample_inputs(),
+        chosen or list(kernels.FILTERS.values()),
         out_dir,
         index=index,
         key=key,
@@ -212,17 +213,19 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
         sheet=sheet,
         force=force,
     )
-    started = time.perf_counter()
-    if progress_enabled(quiet):
-        result = _run_with_bar(plan)
-    else:
-        result = batch.run_render(plan)
-    seconds = time.perf_counter() - started
+    try:
+        result = _run_with_bar(plan) if progress_enabled(quiet) else batch.run_render(plan)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; '{plan.out_dir}' holds the maps written so far, without manifest.json or sheet.png "
+            "(run again with --force to redo them)"
+        ) from None
     if not quiet:
+        count = len(plan.filters)
         where = f"; contact sheet: {result.sheet}" if result.sheet else ""
-        stdout_console().print(
-            f"rendered {result.images:,} image{'s' * (result.images != 1)} × {len(plan.filters)} "
-            f"filter{'s' * (len(plan.filters) != 1)} = {result.maps:,} maps in {seconds:.1f} s "
+        stderr_console().print(
+            f"rendered {result.images:,} image{'s' * (result.images != 1)} × {count} "
+            f"filter{'s' * (count != 1)} = {result.maps:,} maps in {time.perf_counter() - started:.1f} s "
             f"into {plan.out_dir}{where}",
             markup=False,
             highlight=False,
@@ -230,12 +233,17 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
         )
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C during ``render``: one ``Error:`` line saying what is left, exit status 130 (as for SIGINT)."""
+
+    exit_code = 130
+
+
 def _run_with_bar(plan):
     """:func:`convcli.batch.run_render` with a rich progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from convcli import batch
-    from convcli.cli_common import stderr_console
 
     columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn())
     with Progress(*columns, console=stderr_console(), transient=True) as bar:
@@ -261,33 +269,28 @@ def _size(kernel) -> str:
     return f"{kernel.shape[0]}×{kernel.shape[1]}"
 
 
-def _denominator(kernel, limit: int = 1024) -> int:
-    """The smallest d <= limit with ``d * kernel`` all whole numbers (1 if there is none)."""
+def _factored(kernel):
+    """``(d, values)``: the smallest d <= 1024 with ``d * kernel`` all whole numbers and those numbers
+    (``d = 1`` and the kernel itself when there is none), so ``blur`` reads ``1/9 × 1 1 1 / ...``."""
     import numpy as np
 
-    for d in range(1, limit + 1):
+    for d in range(1, 1025):
         scaled = kernel * d
         if np.allclose(scaled, np.rint(scaled), rtol=0, atol=1e-9):
-            return d
-    return 1
+            return d, np.rint(scaled)
+    return 1, kernel
 
 
 def _compact(kernel) -> str:
     """One line: ``-1 0 1 / -2 0 2 / -1 0 1``, with a common factor pulled out (``1/9 × ...``)."""
-    import numpy as np
-
-    d = _denominator(kernel)
-    values = np.rint(kernel * d) if d > 1 or np.allclose(kernel, np.rint(kernel), atol=1e-9) else kernel
+    d, values = _factored(kernel)
     rows = " / ".join(" ".join(_number(v) for v in row) for row in values)
     return f"1/{d} × {rows}" if d > 1 else rows
 
 
 def _matrix_lines(kernel) -> list[str]:
     """The kernel as aligned rows, with a common factor pulled out when there is one."""
-    import numpy as np
-
-    d = _denominator(kernel)
-    values = np.rint(kernel * d) if d > 1 else kernel
+    d, values = _factored(kernel)
     cells = [[_number(v) for v in row] for row in values]
     width = max(len(c) for row in cells for c in row)
     lines = [" ".join(c.rjust(width) for c in row) for row in cells]

@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import signal
 
 from convcli.cli import cli
-from convcli.images import default_sample, sample_paths
+from convcli.images import default_sample
 from convcli.kernels import FILTERS, is_separable, is_zero_sum
 from helpers_images import idx_bytes, png_bytes
 
@@ -113,6 +113,29 @@ def test_show_unknown_name_suggests_close_ones():
     assert_refused(run("show", "sobelx"), "unknown filter 'sobelx'; did you mean: sobel-x, sobel-y?")
 
 
+def test_show_takes_a_kernel_file_or_an_inline_matrix(tmp_path):
+    kernel_file = tmp_path / "ridge.txt"
+    kernel_file.write_text("# ridge\n-1 2 -1\n-1 2 -1\n-1 2 -1\n")
+    lines = run("show", kernel_file).stdout.splitlines()
+    assert lines[:6] == ["ridge (3×3)", f"Kernel file '{kernel_file}'.", "", "  -1  2 -1", "  -1  2 -1", "  -1  2 -1"]
+    assert "sum 0 · zero-sum yes · separable yes" in lines
+    result = run("show", "1/4,1/4;1/4,1/4")
+    assert result.exit_code == 0 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[3:5] == ["        1 1", "  1/4 × 1 1"] and "sum 1 · zero-sum no · separable yes" in lines
+    A = signal.correlate2d(BOOT, np.full((2, 2), 0.25), mode="valid")
+    assert f"activation map on {default_sample().name} (padding valid): shape 27x27  min {A.min():g}" in result.stdout
+
+
+def test_show_refuses_a_kernel_larger_than_the_sample_before_printing_anything():
+    assert_refused(
+        run("show", ";".join(["1"] * 29)),
+        f"kernel 'inline' (29x1) is larger than the image '{default_sample().name}' (28x28); "
+        "use a smaller kernel or --padding same/full",
+    )
+    assert run("show", ";".join(["1"] * 29), "--padding", "same").exit_code == 0
+
+
 # ----------------------------------------------------------------------------- render
 
 
@@ -125,20 +148,23 @@ def test_render_with_no_arguments_renders_the_samples_with_every_filter(tmp_path
     monkeypatch.chdir(tmp_path)
     result = run("render")
     assert result.exit_code == 0, result.stderr
-    match = SUMMARY.fullmatch(result.stdout.strip())
-    assert match, result.stdout
+    assert result.stdout == ""  # the summary is a log line: stderr
+    match = SUMMARY.fullmatch(result.stderr.strip())
+    assert match, result.stderr
     counts = [int(match.group(i).replace(",", "")) for i in (1, 2, 3)]
-    expected_images = sum(16 if p.name.endswith(".gz") else 1 for p in sample_paths())
-    assert counts == [expected_images, len(FILTERS), expected_images * len(FILTERS)]
+    assert counts == [17, len(FILTERS), 17 * len(FILTERS)]  # the 16-item IDX subset and the scene
     assert match.group(4) == "convcli-filters" and match.group(5) == os.path.join("convcli-filters", "sheet.png")
     out = tmp_path / "convcli-filters"
     assert len(json.loads((out / "manifest.json").read_text())["files"]) == counts[2]
-    boot = out / "fashion-mnist-0-ankle-boot"
+    assert sorted(os.listdir(out)) == sorted(
+        [f"fashion-mnist-16-images-idx3-ubyte-{i}" for i in range(16)] + ["scene-256", "manifest.json", "sheet.png"]
+    )
+    boot = out / "fashion-mnist-16-images-idx3-ubyte-0"  # item 0 is the ankle boot of the default sample
     assert sorted(os.listdir(boot)) == sorted(f"{name}.png" for name in FILTERS)
     A = signal.correlate2d(BOOT, FILTERS["edge-h"].kernel, mode="valid")
     levels = np.asarray(Image.open(boot / "edge-h.png")).astype(int)
     assert np.abs(levels - np.rint(255 * (A - A.min()) / (A.max() - A.min()))).max() <= 1
-    assert (out / "fashion-mnist-16-images-idx3-ubyte-15" / "box.png").is_file()
+    assert np.asarray(Image.open(out / "scene-256" / "box.png")).shape == (254, 254)
 
     # the second time, the folder holds files: refused, nothing changed
     before = (out / "manifest.json").stat().st_mtime_ns
@@ -176,8 +202,9 @@ def test_render_f_and_k_mixed_with_an_index_range(tmp_path):
         "signed",
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip().startswith("rendered 4 images × 4 filters = 16 maps in ")
-    assert "contact sheet" not in result.stdout and not (out / "sheet.png").exists()
+    assert result.stdout == ""
+    assert result.stderr.strip().startswith("rendered 4 images × 4 filters = 16 maps in ")
+    assert "contact sheet" not in result.stderr and not (out / "sheet.png").exists()
     data = json.loads((out / "manifest.json").read_text())
     assert data["normalize"] == "signed"
     assert [(e["index"], e["filter"]) for e in data["files"][:4]] == [
@@ -289,8 +316,8 @@ def test_render_progress_bar_goes_to_stderr_and_counts_every_image(tmp_path, mon
     result = run("render", source, "-f", "box", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.stderr
     assert sum(advanced) == 7
-    assert result.stdout.startswith("rendered 7 images × 1 filter = 7 maps in ")
-    assert "rendering" not in result.stdout
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1].startswith("rendered 7 images × 1 filter = 7 maps in ")
 
 
 def test_render_npz_by_key_with_an_index_list(tmp_path):
@@ -305,3 +332,20 @@ def test_render_npz_by_key_with_an_index_list(tmp_path):
     assert [(e["index"], e["file"]) for e in entries] == [(0, "mnist-0/edge-h.png"), (3, "mnist-3/edge-h.png")]
     A = signal.correlate2d(x_test[3].astype(float), FILTERS["edge-h"].kernel, mode="valid")
     assert (entries[1]["min"], entries[1]["max"]) == (A.min(), A.max())
+
+
+def test_ctrl_c_during_render_says_what_is_left_and_exits_130(tmp_path, monkeypatch):
+    import convcli.batch
+
+    def interrupted(plan, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convcli.batch, "run_render", interrupted)
+    source, _ = items(tmp_path, 2)
+    out = tmp_path / "out"
+    result = run("render", source, "-o", out)
+    assert result.exit_code == 130
+    assert result.stderr.strip().splitlines() == [
+        f"Error: interrupted; '{out}' holds the maps written so far, without manifest.json or sheet.png "
+        "(run again with --force to redo them)"
+    ]
