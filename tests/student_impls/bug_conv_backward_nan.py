@@ -1,19 +1,9 @@
 """Planted bug: dw starts as NaN (to catch missed elements) and the loop misses
-the last row of taps.  Only conv_backward:w fails, on a non-finite value."""
+the last row of taps.  Only conv_backward:w fails, on a non-finite value.
+The other functions are the correct ones of vectorized.py."""
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-
-def dot_forward(x, w):
-    return np.sum(x * w)
-
-
-def dot_backward(x, w, da=1.0):
-    return {"x": da * w, "w": da * x}
-
-
-def conv_forward(X, w):
-    return np.einsum("ijkl,kl->ij", sliding_window_view(X, w.shape), w)
+from vectorized import conv_forward, dot_backward, dot_forward  # noqa: F401  (correct)
 
 
 def conv_backward(X, w, dA):

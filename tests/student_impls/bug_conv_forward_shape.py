@@ -1,17 +1,11 @@
 """Planted bug: conv_forward's output is one row and column short (off by one).
 
 conv_forward fails on its shape; conv_backward still passes, because the
-gradient check runs against the file's own (consistently short) forward pass."""
+gradient check runs against the file's own (consistently short) forward pass.
+The dot functions are the correct ones of vectorized.py."""
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-
-def dot_forward(x, w):
-    return np.sum(x * w)
-
-
-def dot_backward(x, w, da=1.0):
-    return {"x": da * w, "w": da * x}
+from vectorized import dot_backward, dot_forward  # noqa: F401  (correct)
 
 
 def conv_forward(X, w):

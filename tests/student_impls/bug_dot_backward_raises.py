@@ -1,26 +1,9 @@
 """Planted bug: dot_backward uses a matrix product with the scalar da, which
-raises ValueError.  dot_backward:x and dot_backward:w fail, naming the line."""
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-
-
-def dot_forward(x, w):
-    return np.sum(x * w)
+raises ValueError.  dot_backward:x and dot_backward:w fail, naming the line.
+The other functions are the correct ones of vectorized.py."""
+from vectorized import conv_backward, conv_forward, dot_forward  # noqa: F401  (correct)
 
 
 def dot_backward(x, w, da=1.0):
     dx = w @ da  # BUG: matmul with a scalar raises ValueError
     return {"x": dx, "w": da * x}
-
-
-def conv_forward(X, w):
-    return np.einsum("ijkl,kl->ij", sliding_window_view(X, w.shape), w)
-
-
-def conv_backward(X, w, dA):
-    dw = np.einsum("ijkl,ij->kl", sliding_window_view(X, w.shape), dA)
-    dX = np.zeros_like(X)
-    for k, l in np.ndindex(w.shape):
-        dX[k:k + dA.shape[0], l:l + dA.shape[1]] += w[k, l] * dA
-    return {"X": dX, "w": dw}
-

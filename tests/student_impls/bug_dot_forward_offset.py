@@ -1,25 +1,10 @@
 """Planted bug: dot_forward adds a constant.  Only the dot_forward check fails
-(the constant has no gradient, so dot_backward still matches this forward)."""
+(the constant has no gradient, so dot_backward still matches this forward).
+The other functions are the correct ones of vectorized.py."""
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from vectorized import conv_backward, conv_forward, dot_backward  # noqa: F401  (correct)
 
 
 def dot_forward(x, w):
     return np.sum(x * w) + 1.0  # BUG: stray bias
-
-
-def dot_backward(x, w, da=1.0):
-    return {"x": da * w, "w": da * x}
-
-
-def conv_forward(X, w):
-    return np.einsum("ijkl,kl->ij", sliding_window_view(X, w.shape), w)
-
-
-def conv_backward(X, w, dA):
-    dw = np.einsum("ijkl,ij->kl", sliding_window_view(X, w.shape), dA)
-    dX = np.zeros_like(X)
-    for k, l in np.ndindex(w.shape):
-        dX[k:k + dA.shape[0], l:l + dA.shape[1]] += w[k, l] * dA
-    return {"X": dX, "w": dw}
-

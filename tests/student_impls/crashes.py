@@ -1,15 +1,10 @@
 """Functions that end the process: dot_backward calls os._exit, conv_forward
 dereferences a null pointer (segmentation fault).  dot_forward is correct and
-must still pass; conv_backward is checked against the crashing conv_forward."""
+must still pass; conv_backward (vectorized.py's, correct) is checked against the crashing conv_forward."""
 import ctypes
 import os
 
-import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-
-
-def dot_forward(x, w):
-    return np.sum(x * w)
+from vectorized import conv_backward, dot_forward  # noqa: F401  (correct)
 
 
 def dot_backward(x, w, da=1.0):
@@ -18,12 +13,3 @@ def dot_backward(x, w, da=1.0):
 
 def conv_forward(X, w):
     ctypes.string_at(0)  # segmentation fault
-    return np.einsum("ijkl,kl->ij", sliding_window_view(X, w.shape), w)
-
-
-def conv_backward(X, w, dA):
-    dw = np.einsum("ijkl,ij->kl", sliding_window_view(X, w.shape), dA)
-    dX = np.zeros_like(X)
-    for k, l in np.ndindex(w.shape):
-        dX[k:k + dA.shape[0], l:l + dA.shape[1]] += w[k, l] * dA
-    return {"X": dX, "w": dw}
