@@ -205,7 +205,8 @@ def load_kernel(spec: str) -> Filter:
 
 def _load_file(path: Path) -> Filter:
     where = f"kernel file '{path}'"
-    head = path.open("rb").read(6)
+    with path.open("rb") as handle:
+        head = handle.read(6)
     if path.suffix.lower() == ".npy" or head == b"\x93NUMPY":
         kernel = _load_npy(path, where)
     else:
@@ -232,6 +233,7 @@ def _load_npy(path: Path, where: str) -> np.ndarray:
     except (OSError, EOFError) as exc:
         raise KernelError(f"{where} is not a valid .npy file: {exc}") from None
     if not isinstance(array, np.ndarray):
+        array.close()
         raise KernelError(f"{where} is an .npz archive; save one 2-D array with numpy.save")
     if array.dtype.kind not in "biuf":
         raise KernelError(f"{where} holds {array.dtype} values; expected a 2-D array of numbers")

@@ -241,3 +241,16 @@ def test_separable_and_zero_sum_on_library():
         "laplacian", "laplacian-8",
     ]
     assert not is_zero_sum([[1e-3]]) and is_zero_sum([[0.1, 0.2, -0.3]])
+
+
+@pytest.mark.filterwarnings("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
+def test_kernel_files_are_closed(tmp_path):
+    import gc
+
+    (tmp_path / "k.txt").write_text("1 2\n3 4\n")
+    with open(tmp_path / "k.npy", "wb") as handle:
+        np.savez(handle, a=np.ones((2, 2)))  # an .npz archive under an .npy name
+    load_kernel(str(tmp_path / "k.txt"))
+    with pytest.raises(KernelError, match=r"is an \.npz archive"):
+        load_kernel(str(tmp_path / "k.npy"))
+    gc.collect()
