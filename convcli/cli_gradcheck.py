@@ -8,7 +8,7 @@ every check passed or was skipped, 1 when one failed, 2 for a usage error.
 
 from __future__ import annotations
 
-import os
+import functools
 import time
 from datetime import datetime, timezone
 
@@ -101,94 +101,71 @@ def gradcheck(impl, layers, seed, eps, atol, rtol, mode, size, kernel_size, time
       convcli gradcheck --impl lab.py --format json > verdict.json
       convcli gradcheck --impl student.py --report results.xml
     """
-    from convcli.files import check_writable
+    from convcli.files import atomic_write_bytes, check_writable
     from convcli.labcheck import CheckSettings
 
-    if impl is None:
-        given = [
-            name
-            for name, value in (("--size", size), ("--kernel-size", kernel_size), ("--timeout", timeout))
-            if value is not None
-        ]
-        if given:
-            verb = "is" if len(given) == 1 else "are"
-            raise CliError(
-                f"{' and '.join(given)} {verb} only used with --impl FILE.py"
-                " (the self-check chooses its own sizes and runs no user code to time)"
-            )
-    report_format = None if report is None else _report_format(report)
+    file_options = {"size": size, "kernel_size": kernel_size, "timeout": timeout}
+    given = {name: value for name, value in file_options.items() if value is not None}
+    if impl is None and given:
+        flags = " and ".join("--" + name.replace("_", "-") for name in given)
+        raise CliError(
+            f"{flags} {'is' if len(given) == 1 else 'are'} only used with --impl FILE.py"
+            " (the self-check chooses its own sizes and runs no user code to time)"
+        )
     if report is not None:
+        report_format = _report_format(report)
         check_writable(report, force=force)
-    settings = CheckSettings(
-        seed=seed,
-        eps=eps,
-        atol=atol,
-        rtol=rtol,
-        mode=mode,
-        size=8 if size is None else size,
-        kernel_size=3 if kernel_size is None else kernel_size,
-        timeout=60.0 if timeout is None else timeout,
-    )
-    layers = layers or ("dot", "conv")
+    settings = CheckSettings(seed=seed, eps=eps, atol=atol, rtol=rtol, mode=mode, **given)
 
     started = time.perf_counter()
     timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    records = _run(impl, settings, layers, quiet)
-    result = _report(records, impl, settings, time.perf_counter() - started, timestamp)
+    records = _run(impl, settings, layers or ("dot", "conv"), quiet)
 
-    from convcli import reports
+    from convcli.reports import CheckReport, to_json, to_junit
 
+    result = CheckReport(
+        checks=records,
+        seed=seed,
+        settings=settings.report(impl=impl is not None),
+        version=__version__,
+        impl=impl,
+        seconds=time.perf_counter() - started,
+        timestamp=timestamp,
+    )
+    render = {"json": to_json, "junit": to_junit}
     if fmt == "text":
         _print_table(result)
     else:
-        click.echo(reports.to_json(result) if fmt == "json" else reports.to_junit(result), nl=False)
+        click.echo(render[fmt](result), nl=False)
     if report is not None:
-        from convcli.files import atomic_write_bytes
-
-        render = reports.to_json if report_format == "json" else reports.to_junit
-        atomic_write_bytes(report, render(result).encode("utf-8"), force=force)
+        atomic_write_bytes(report, render[report_format](result).encode("utf-8"), force=force)
     if not result.passed:
         click.get_current_context().exit(1)
 
 
 def _report_format(path: str) -> str:
     """``json`` or ``junit``, by the report file's extension."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in REPORT_SUFFIXES:
-        raise CliError(f"--report must end in .json or .xml; got '{path}'")
-    return REPORT_SUFFIXES[suffix]
+    for suffix, report_format in REPORT_SUFFIXES.items():
+        if path.lower().endswith(suffix):
+            return report_format
+    raise CliError(f"--report must end in .json or .xml; got '{path}'")
 
 
 def _run(impl, settings, layers, quiet):
     """Run the checks, with a progress bar on stderr when it is a terminal."""
-    if impl is not None:
-        from convcli.labcheck import check_impl as run, planned_checks
-    else:
+    if impl is None:
         from convcli.selfcheck import check_convcli as run, planned_checks
-    kwargs = dict(settings=settings, layers=layers)
-    if impl is not None:
-        kwargs["path"] = impl
+    else:
+        from convcli.labcheck import check_impl, planned_checks
+
+        run = functools.partial(check_impl, impl)
     if not progress_enabled(quiet):
-        return run(**kwargs)
+        return run(settings=settings, layers=layers)
     from rich.progress import Progress
 
     with Progress(console=stderr_console(), transient=True) as bar:
         task = bar.add_task("gradient checks", total=planned_checks(layers))
-        return run(**kwargs, progress=lambda done: bar.update(task, completed=done))
-
-
-def _report(records, impl, settings, seconds, timestamp):
-    from convcli.reports import CheckReport
-
-    return CheckReport(
-        checks=records,
-        seed=settings.seed,
-        settings=settings.report(impl=impl is not None),
-        version=__version__,
-        impl=impl,
-        seconds=seconds,
-        timestamp=timestamp,
-    )
+        return run(settings=settings, layers=layers, progress=lambda done: bar.update(task, completed=done))
 
 
 def _print_table(result) -> None:

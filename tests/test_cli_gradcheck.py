@@ -159,6 +159,14 @@ def test_json_report_matches_stdout_and_junit_goes_to_stdout(tmp_path):
     assert all(case.find("skipped") is not None for case in suite.iter("testcase"))
 
 
+def test_report_format_is_chosen_by_the_extension_alone(tmp_path):
+    for name in ("R.JSON", ".json"):
+        result = run("--layer", "dot", "--format", "junit", "--report", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        assert ET.fromstring(result.stdout).find("testsuite").get("tests") == "3"  # stdout follows --format
+        assert json.loads((tmp_path / name).read_text())["passed"] is True  # the file follows its extension
+
+
 def test_crash_is_a_junit_error_and_exit_1(tmp_path):
     report = tmp_path / "r.xml"
     result = run("--impl", str(IMPLS / "hangs.py"), "--timeout", "1", "--layer", "dot", "--report", str(report))
