@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from convcli.checking import MODES
 from convcli.errors import ImplementationError, ParameterError
 from convcli.reports import CheckRecord
 
@@ -40,7 +41,6 @@ LAB_CHECKS = {
     "conv_backward": ("conv_backward:X", "conv_backward:w"),
 }
 LAYERS = ("dot", "conv")
-MODES = ("full", "fast")
 
 
 @dataclass(frozen=True)

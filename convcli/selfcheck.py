@@ -176,9 +176,8 @@ def reference_conv(X, w, *, padding="valid", stride=1, flip=False, border="zero"
     Deliberately naive: it is the lab's definition, used to check the fast code.
     Shapes follow :func:`convcli.layers.conv_forward`.
     """
-    X3, w3 = np.asarray(X, float).reshape((-1,) + np.shape(X)[-2:]), np.asarray(w, float).reshape(
-        (-1,) + np.shape(w)[-2:]
-    )
+    X3 = np.asarray(X, float).reshape((-1,) + np.shape(X)[-2:])  # (N, H, W)
+    w3 = np.asarray(w, float).reshape((-1,) + np.shape(w)[-2:])  # (K, Fh, Fw)
     if flip:
         w3 = w3[:, ::-1, ::-1]
     sh, sw = (stride, stride) if np.isscalar(stride) else stride
