@@ -143,6 +143,13 @@ def test_table_on_a_terminal_fits_the_window(monkeypatch):
     assert len(lines) > 8
 
 
+def test_progress_bar_leaves_stdout_to_the_document(monkeypatch):
+    monkeypatch.setattr("convcli.cli_gradcheck.progress_enabled", lambda quiet: True)  # as on a terminal
+    result = run("--impl", str(IMPLS / "only_dot.py"), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [check["status"] for check in json.loads(result.stdout)["checks"]] == ["pass"] * 3 + ["skip"] * 3
+
+
 def test_json_report_matches_stdout_and_junit_goes_to_stdout(tmp_path):
     report = tmp_path / "results.json"
     result = run("--impl", str(IMPLS / "only_dot.py"), "--format", "json", "--report", str(report))
