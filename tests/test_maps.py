@@ -41,6 +41,8 @@ IMAGE_TYPES = {
     "int8": lambda rng, shape: rng.integers(-128, 128, shape).astype(np.int8),
     "float32": lambda rng, shape: rng.normal(size=shape).astype(np.float32),
     "float64": lambda rng, shape: rng.normal(size=shape),
+    ">i2": lambda rng, shape: rng.integers(-30000, 30000, shape).astype(">i2"),  # IDX stores big-endian
+    ">f4": lambda rng, shape: rng.normal(size=shape).astype(">f4"),
 }
 
 
