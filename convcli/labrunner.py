@@ -53,6 +53,8 @@ class LabWorker:
             "settings": asdict(settings),
         }
         self.events: "queue.Queue[dict | None]" = queue.Queue()
+        #: How many numbers each function's inputs hold (a full gradient check perturbs each one twice).
+        self.input_sizes = {f: sum(array.size for array in inputs[f].values()) for f in functions}
 
     def __enter__(self) -> "LabWorker":
         # The child must run this very convcli: from a source checkout its folder may
@@ -161,11 +163,20 @@ class LabWorker:
                 if kind == "timeout":
                     self.kill()
                     message = f"{function} did not finish within {self.settings.timeout:g} s (its process was stopped)"
+                    message += self._forward_calls(function)
                 else:
                     message = f"the process ended while checking {function} ({ending(event)})"
                 records = failed_checks(function, message, crashed=True, seconds=elapsed)
                 yield function, {"records": [r.to_dict() for r in records]}
                 return
+
+    def _forward_calls(self, function: str) -> str:
+        """Why a backward pass's full check may be slow: it calls the forward pass twice per input number."""
+        if not function.endswith("backward") or self.settings.mode != "full":
+            return ""
+        forward = function.replace("backward", "forward")
+        calls = 1 + 2 * self.input_sizes[function]
+        return f"; if {forward} is slow: the check in --mode full calls it {calls:,} times, --mode fast far fewer"
 
 
 def ending(event: dict) -> str:

@@ -185,8 +185,26 @@ def test_hanging_function_is_stopped_and_the_rest_still_checked():
     checks = verdict("hangs", timeout=1.0)
     for name in ("dot_backward:x", "dot_backward:w"):
         assert checks[name].status == "fail" and checks[name].crashed
-        assert checks[name].message == "dot_backward did not finish within 1 s (its process was stopped)"
+        assert checks[name].message == (
+            "dot_backward did not finish within 1 s (its process was stopped); "
+            "if dot_forward is slow: the check in --mode full calls it 37 times, --mode fast far fewer"
+        )
     assert {checks[n].status for n in ("dot_forward", "conv_forward", "conv_backward:X", "conv_backward:w")} == {"pass"}
+
+
+def test_a_slow_forward_timing_out_a_full_backward_check_is_explained(tmp_path):
+    path = tmp_path / "slow.py"
+    path.write_text(
+        (IMPLS / "loops.py")
+        .read_text()
+        .replace("    H, W = X.shape\n", "    import time\n    time.sleep(0.05)\n    H, W = X.shape\n")
+    )
+    checks = {r.name: r for r in check_impl(path, layers=["conv"], settings=CheckSettings(timeout=1.0))}
+    assert checks["conv_forward"].status == "pass"  # one call is quick
+    assert checks["conv_backward:X"].message == (  # 1 + 2 * (8 * 8 + 3 * 3) calls of 0.05 s are not
+        "conv_backward did not finish within 1 s (its process was stopped); "
+        "if conv_forward is slow: the check in --mode full calls it 147 times, --mode fast far fewer"
+    )
 
 
 def test_crashing_functions_fail_their_checks_not_the_checker():
