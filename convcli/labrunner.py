@@ -37,12 +37,17 @@ from convcli.labcheck import CheckSettings, failed_checks
 class LabWorker:
     """One child process running :func:`convcli._labworker.main` on a job.
 
-    Its stdout carries JSON lines (read by a thread, so waits can time out);
-    its stderr is ours, so what the user's code prints shows up as a log.
+    Its stdout carries JSON lines (read by a thread, so waits can time out).
+    Its stderr holds what the user's code prints: another thread passes the
+    first :attr:`OUTPUT_LINES` lines on to our stderr, as a log, and counts the
+    rest, so that a ``print`` in a forward pass that the gradient check calls
+    thousands of times does not flood a CI log.
     """
 
     #: How long the child may take to start Python and import numpy before it reads the user's file.
     STARTUP_SECONDS = 300.0
+    #: How many lines of the user's own output (prints, warnings) one child passes on, and how long each may be.
+    OUTPUT_LINES, OUTPUT_WIDTH = 50, 500
 
     def __init__(self, path: Path, functions: "list[str]", inputs: dict, settings: CheckSettings) -> None:
         self.path, self.settings = path, settings
@@ -69,12 +74,16 @@ class LabWorker:
             [sys.executable, "-c", code],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             encoding="utf-8",
+            errors="replace",  # the user's output may be any bytes
             start_new_session=os.name == "posix",  # its own process group, so kill() also ends what it started
         )
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.hidden_lines = 0
+        self.readers = [threading.Thread(target=target, daemon=True) for target in (self._read, self._relay)]
+        for reader in self.readers:
+            reader.start()
         try:
             self.process.stdin.write(json.dumps(self.job))
             self.process.stdin.close()
@@ -85,9 +94,12 @@ class LabWorker:
     def __exit__(self, *exc_info) -> None:
         self.kill()
         self.process.wait()
-        self.reader.join(timeout=1.0)
-        if not self.reader.is_alive():
-            self.process.stdout.close()
+        for reader, stream in zip(self.readers, (self.process.stdout, self.process.stderr)):
+            reader.join(timeout=1.0)
+            if not reader.is_alive():
+                stream.close()
+        if self.hidden_lines:
+            print(f"[{self.hidden_lines:,} more lines of output from {self.path.name} not shown]", file=sys.stderr)
 
     def kill(self) -> None:
         """End the child and anything it started (its process group on POSIX)."""
@@ -106,6 +118,17 @@ class LabWorker:
             except json.JSONDecodeError:  # not ours; the protocol stream is private, so this is a bug
                 self.events.put({"event": "internal_error", "traceback": f"unreadable line from worker: {line!r}"})
         self.events.put(None)
+
+    def _relay(self) -> None:
+        shown = 0
+        for line in self.process.stderr:
+            if shown == self.OUTPUT_LINES:
+                self.hidden_lines += 1
+                continue
+            shown += 1
+            if len(line) > self.OUTPUT_WIDTH:
+                line = line[: self.OUTPUT_WIDTH - 4] + "...\n"
+            sys.stderr.write(line)
 
     def _next(self, seconds: float) -> "dict | None":
         """The next event; ``{"event": "timeout"}`` after ``seconds``, ``{"event": "exit"}`` at the child's end."""

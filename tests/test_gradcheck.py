@@ -341,6 +341,19 @@ def test_odd_returns_and_prints_do_not_confuse_the_checker(tmp_path, capfd):
     )
 
 
+def test_a_flood_of_prints_is_cut_short(tmp_path, capfd):
+    path = tmp_path / "chatty.py"
+    path.write_text(
+        "import numpy as np\n"
+        "def dot_forward(x, w):\n    for i in range(100):\n        print('debug', i, 'x' * 1000)\n    return np.sum(x * w)\n"
+    )
+    checks = check_impl(path, layers=["dot"])
+    assert checks[0].status == "pass"
+    lines = capfd.readouterr().err.splitlines()
+    assert lines[:2] == ["debug 0 " + "x" * 488 + "...", "debug 1 " + "x" * 488 + "..."]  # 500 characters a line
+    assert len(lines) == 51 and lines[-1] == "[50 more lines of output from chatty.py not shown]"
+
+
 def test_a_file_that_changes_between_loads_cannot_loop_forever(tmp_path):
     # dot_backward kills the process, so a fresh child reloads the file, which then lacks conv_forward
     path = tmp_path / "flaky.py"
