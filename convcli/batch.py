@@ -47,12 +47,15 @@ from convcli.mapfolder import (
     write_manifest,
 )
 from convcli.pictures import MAX_PIXELS
-from convcli.render import SHEET_MAX_ROWS, contact_sheet, display_input, to_uint8, to_uint8_each
+from convcli.render import SHEET_MAX_ROWS, SHEET_MIN_CELL, contact_sheet, display_input, to_uint8, to_uint8_each
 
 #: Bytes of activation maps (float64) computed per chunk; bounds the memory of a run.
 CHUNK_BYTES = 32 * 2**20
 #: Jobs with fewer maps than this are written without worker processes.
 PARALLEL_MIN_MAPS = 4000
+#: Sheet rows are kept until the end with pictures of at most this many pixels a side (the sheet
+#: shows them at half that or less).
+SHEET_KEEP_PX = 4 * SHEET_MIN_CELL
 #: What ``convcli filters render`` renders without INPUT (files in ``sample_images/``): the
 #: Fashion-MNIST subset and the scene.  The sample PNGs are left out, as they are items 0, 1, 2
 #: and 9 of that subset: a sheet with them shows those four pictures twice.
@@ -316,7 +319,6 @@ def run_render(
     RenderResult
     """
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    K = len(plan.filters)
     records = []  # (job, indices, folders, lows (n, K), highs (n, K)) per chunk: the manifest
     sheet_rows: list = []
     shown = SHEET_MAX_ROWS if plan.sheet else 0
@@ -328,18 +330,10 @@ def run_render(
         for job in plan.jobs:
             for chunk, folders in _chunks(job, budget):
                 X = job.source.read(chunk, dtype=None)  # (n, H, W), as stored: uint8 MNIST is not copied
-                indices = [None] if chunk is None else chunk
-                maps: list[np.ndarray] = [np.empty(0)] * K  # uint8 (n, H', W') per filter
-                lows, highs = np.empty((len(folders), K)), np.empty((len(folders), K))
-                for group in plan.groups:
-                    A = conv_forward(X, group.bank, padding=plan.padding, border=plan.border)  # (n, k, H', W')
-                    lows[:, list(group.columns)] = A.min(axis=(2, 3))
-                    highs[:, list(group.columns)] = A.max(axis=(2, 3))
-                    for j, col in enumerate(group.columns):
-                        maps[col] = to_uint8_each(A[:, j], plan.normalize)
-                records.append((job, indices, folders, lows, highs))
+                maps, lows, highs = _maps(plan, job, X, budget)
+                records.append((job, [None] if chunk is None else chunk, folders, lows, highs))
                 for i in range(min(len(folders), shown - len(sheet_rows))):
-                    sheet_rows.append((folders[i], display_input(X[i]), [m[i].copy() for m in maps]))
+                    sheet_rows.append(_sheet_row(folders[i], display_input(X[i]), [m[i] for m in maps]))
                 writer.write(folders, maps)
 
     head = {
@@ -359,6 +353,53 @@ def run_render(
         picture = contact_sheet(sheet_rows, [f.name for f in plan.filters], title=_settings(plan), note=note)
         sheet_path = atomic_write_bytes(plan.out_dir / SHEET, encode_png(picture), force=True)
     return RenderResult(plan.out_dir, plan.total, plan.total_maps, manifest, sheet_path)
+
+
+def _maps(plan: RenderPlan, job: Job, X: np.ndarray, budget: int):
+    """Every filter's map of the images ``X`` ``(n, H, W)`` of ``job``, as pictures.
+
+    Returns ``(maps, lows, highs)``: ``maps[k]`` is filter ``k``'s uint8 pictures
+    ``(n, H'_k, W'_k)``; ``lows`` and ``highs`` ``(n, K)`` are the raw maps' min
+    and max.  Each kernel shape's bank goes through one :func:`conv_forward` call,
+    unless its float64 maps would pass ``budget`` bytes (a large photo: 25 maps of
+    12 megapixels are 2.4 GB); then it is split so that each call's maps fit.
+    """
+    n, K = len(X), len(plan.filters)
+    maps: list[np.ndarray] = [np.empty(0)] * K
+    lows, highs = np.empty((n, K)), np.empty((n, K))
+    for group in plan.groups:
+        h, w = job.map_shape[group.columns[0]]
+        step = max(1, budget // (8 * n * h * w))  # filters per call
+        for start in range(0, len(group.columns), step):
+            columns = list(group.columns[start : start + step])
+            bank = group.bank[start : start + step]
+            A = conv_forward(X, bank, padding=plan.padding, border=plan.border)  # (n, k, H', W')
+            lows[:, columns], highs[:, columns] = A.min(axis=(2, 3)), A.max(axis=(2, 3))
+            for j, col in enumerate(columns):
+                maps[col] = to_uint8_each(A[:, j], plan.normalize)
+    return maps, lows, highs
+
+
+def _sheet_row(label: str, image: np.ndarray, maps: list[np.ndarray]):
+    """A contact-sheet row, kept until the sheet is drawn at the end, with large pictures shrunk now.
+
+    25 maps of a 12-megapixel photo are 300 MB; a row whose largest picture
+    passes :data:`SHEET_KEEP_PX` is shrunk to that (one factor for the row, box
+    filter), 4 MB.  The sheet shows such a row at half that size or less
+    (:func:`~convcli.render.contact_sheet`), so it hardly changes.  Smaller
+    pictures are copied as they are, so the chunk they come from can be freed.
+    """
+    factor = SHEET_KEEP_PX / max(max(p.shape) for p in [image, *maps])
+    if factor >= 1:
+        return label, image.copy(), [m.copy() for m in maps]
+    from PIL import Image
+
+    def shrink(picture: np.ndarray) -> np.ndarray:
+        h, w = picture.shape
+        size = (max(1, round(w * factor)), max(1, round(h * factor)))
+        return np.asarray(Image.fromarray(np.ascontiguousarray(picture)).resize(size, Image.Resampling.BOX))
+
+    return label, shrink(image), [shrink(m) for m in maps]
 
 
 def default_workers(plan: RenderPlan) -> int:

@@ -164,6 +164,37 @@ def test_plain_images_mixed_kernel_sizes_and_padding(tmp_path):
     assert (head["padding"], head["border"], head["normalize"], head["size"]) == ("same", "reflect", "minmax", None)
 
 
+def test_a_picture_too_large_for_the_budget_gets_its_bank_split(tmp_path, monkeypatch):
+    """Large photos: each conv_forward call's float64 maps stay within the budget; the files are the same."""
+    picture = RNG.integers(0, 256, (60, 50)).astype(np.uint8)
+    (tmp_path / "big.png").write_bytes(png_bytes(picture))
+    filters = LAB + [get_filter("gaussian-5")]
+    render([tmp_path / "big.png"], filters, tmp_path / "whole")
+    calls = []
+    real = batch.conv_forward
+
+    def spy(X, w, **kw):
+        calls.append(w.shape)
+        return real(X, w, **kw)
+
+    monkeypatch.setattr(batch, "conv_forward", spy)
+    render([tmp_path / "big.png"], filters, tmp_path / "split", budget=2 * 8 * 58 * 48)  # two 58x48 maps a call
+    assert calls == [(2, 3, 3), (1, 3, 3), (1, 5, 5)]
+    for entry in manifest(tmp_path / "whole")["files"]:
+        assert (tmp_path / "whole" / entry["file"]).read_bytes() == (tmp_path / "split" / entry["file"]).read_bytes()
+    assert manifest(tmp_path / "whole")["files"] == manifest(tmp_path / "split")["files"]
+
+
+def test_sheet_rows_of_large_pictures_are_kept_small():
+    image = RNG.integers(0, 256, (900, 1200)).astype(np.uint8)
+    maps = [image[:898, :1198], image[:896, :1196]]
+    label, small, small_maps = batch._sheet_row("photo", image, maps)
+    assert small.shape == (288, 384) and [m.shape for m in small_maps] == [(287, 383), (287, 383)]
+    assert abs(int(small.mean()) - int(image.mean())) <= 1  # an average, not a sample
+    label, same, same_maps = batch._sheet_row("digit", image[:28, :28], [image[:26, :26]])
+    assert np.array_equal(same, image[:28, :28]) and not np.shares_memory(same, image)
+
+
 def test_index_ranges_lists_and_size(tmp_path):
     images = strokes(30, 12, 10)
     source = write_idx(tmp_path, images, "small.idx")
