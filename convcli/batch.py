@@ -10,7 +10,8 @@ nothing is written before everything has been checked:
 - :func:`run_render` carries the plan out: it reads the images in chunks,
   correlates each chunk with the whole bank in one call of
   :func:`convcli.layers.conv_forward` (one call per kernel size: a bank needs
-  kernels of one shape), and hands the PNG encoding and writing to worker
+  kernels of one shape; a large photo's bank is split so that each call's
+  maps fit the budget), and hands the PNG encoding and writing to worker
   processes while the next chunk is computed.  At most two chunks of maps are
   alive at any time, so a 60,000-image MNIST file renders in bounded memory.
 
@@ -36,6 +37,7 @@ from convcli.files import atomic_write_bytes
 from convcli.images import SAMPLE_DIR, ImageSource, encode_png, open_source, parse_indices
 from convcli.kernels import Filter
 from convcli.layers import conv_forward, pad_widths
+from convcli.mapfiles import check_size
 from convcli.mapfolder import (
     MANIFEST,
     SHEET,
@@ -46,7 +48,6 @@ from convcli.mapfolder import (
     unused_name,
     write_manifest,
 )
-from convcli.pictures import MAX_PIXELS
 from convcli.render import SHEET_MAX_ROWS, SHEET_MIN_CELL, contact_sheet, display_input, to_uint8, to_uint8_each
 
 #: Bytes of activation maps (float64) computed per chunk; bounds the memory of a run.
@@ -199,7 +200,8 @@ def plan_render(
             indices, wanted = None, [source.stem]
         folders = tuple(unused_name(safe_name(name), used) for name in wanted)
         jobs.append(Job(source, None if indices is None else tuple(indices), folders, map_shape))
-        _check_size(size, map_shape, source)
+        for shape in map_shape:
+            check_size(shape, size)  # ParameterError: pictures past the decompression-bomb limit
 
     out_dir = Path(out_dir)
     check_folder(out_dir, (f for job in jobs for f in job.folders), [MANIFEST] + [SHEET] * sheet, force=force)
@@ -248,19 +250,6 @@ def _map_shape(source: ImageSource, f: Filter, padding) -> tuple[int, int]:
             f" with padding {padding!r}; use --padding same or full, or a smaller filter"
         )
     return out
-
-
-def _check_size(size: int | None, map_shape, source: ImageSource) -> None:
-    """Refuse a ``size`` that would make pictures larger than :data:`MAX_PIXELS`."""
-    if size is None:
-        return
-    for h, w in map_shape:
-        pixels = max(1, round(h * size / max(h, w))) * max(1, round(w * size / max(h, w)))
-        if pixels > MAX_PIXELS:
-            raise ParameterError(
-                f"size {size} would make maps of '{source.name}' {pixels:,} pixels each, more than the limit"
-                f" of {MAX_PIXELS:,}"
-            )
 
 
 def _groups(filters: Sequence[Filter]) -> tuple[Group, ...]:

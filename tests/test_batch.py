@@ -379,7 +379,7 @@ def test_bad_inputs_and_filters_are_refused_before_anything_is_written(tmp_path)
         plan_render([good], [], out)
     with pytest.raises(ParameterError, match="normalize must be one of"):
         plan_render([good], LAB, out, normalize="log")
-    with pytest.raises(ParameterError, match="size 100000 would make maps of"):
+    with pytest.raises(ParameterError, match="size 100000 would make a picture of 10,000,000,000 pixels"):
         plan_render([good], LAB, out, size=100000)
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputError, match="output folder '.*file' is a file"):

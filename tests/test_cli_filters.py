@@ -248,7 +248,7 @@ def test_render_reads_stdin(tmp_path):
         (["--index", "x"], "index 'x' is not an index list; expected e.g. 3, 0:100, 0:10:2 or 0,5,7"),
         (
             ["--size", "100000"],
-            "size 100000 would make maps of '{src}' 10,000,000,000 pixels each, more than the " "limit of 50,000,000",
+            "size 100000 would make a picture of 10,000,000,000 pixels, more than the limit of 50,000,000",
         ),
         (
             ["-f", "gaussian-5", "-k", "1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17;18;19;20;21;22;23;24;25;26;27;28;29"],
