@@ -221,12 +221,10 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
             "(run again with --force to redo them)"
         ) from None
     if not quiet:
-        count = len(plan.filters)
         where = f"; contact sheet: {result.sheet}" if result.sheet else ""
         stderr_console().print(
-            f"rendered {result.images:,} image{'s' * (result.images != 1)} × {count} "
-            f"filter{'s' * (count != 1)} = {result.maps:,} maps in {time.perf_counter() - started:.1f} s "
-            f"into {plan.out_dir}{where}",
+            f"rendered {_count(result.images, 'image')} × {_count(len(plan.filters), 'filter')} = "
+            f"{_count(result.maps, 'map')} in {time.perf_counter() - started:.1f} s into {plan.out_dir}{where}",
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -252,6 +250,11 @@ def _run_with_bar(plan):
 
 
 # ----------------------------------------------------------------------------- formatting
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 image``, ``1,000 images``."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
 
 
 def _number(value: float) -> str:

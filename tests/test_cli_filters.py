@@ -140,7 +140,7 @@ def test_show_refuses_a_kernel_larger_than_the_sample_before_printing_anything()
 
 
 SUMMARY = re.compile(
-    r"rendered ([\d,]+) images? × (\d+) filters? = ([\d,]+) maps in \d+\.\d s into (\S+?)(?:; contact sheet: (\S+))?"
+    r"rendered ([\d,]+) images? × (\d+) filters? = ([\d,]+) maps? in \d+\.\d s into (\S+?)(?:; contact sheet: (\S+))?"
 )
 
 
@@ -318,6 +318,8 @@ def test_render_progress_bar_goes_to_stderr_and_counts_every_image(tmp_path, mon
     assert sum(advanced) == 7
     assert result.stdout == ""
     assert result.stderr.strip().splitlines()[-1].startswith("rendered 7 images × 1 filter = 7 maps in ")
+    one = run("render", source, "-f", "box", "--index", "3", "-o", tmp_path / "one")
+    assert one.stderr.strip().splitlines()[-1].startswith("rendered 1 image × 1 filter = 1 map in ")
 
 
 def test_render_npz_by_key_with_an_index_list(tmp_path):
