@@ -7,11 +7,13 @@ and rich are imported inside the commands so that ``convcli --help`` stays fast.
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from convcli.cli_common import (
-    NORMALIZATIONS, conv_options, handle_errors, picture_options, preview, progress_enabled, stderr_console,
-    stdout_console,
+    NORMALIZATIONS, CliError, conv_options, handle_errors, picture_options, preview, progress_enabled,
+    stderr_console, stdout_console,
 )
 
 #: Where ``filters render`` writes when no -o is given.
@@ -199,6 +201,8 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     from convcli import batch, kernels
 
     started = time.perf_counter()
+    if "-" in inputs and sys.stdin.isatty():
+        raise CliError("INPUT '-' reads image bytes from stdin, which is a terminal; pipe a file in")
     chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
     plan = batch.plan_render(
         list(inputs) or batch.sample_inputs(),

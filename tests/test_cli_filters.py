@@ -264,6 +264,24 @@ def test_render_refusals_write_nothing(tmp_path, args, message):
     assert not out.exists()
 
 
+def test_render_refuses_to_read_stdin_from_a_terminal(tmp_path, monkeypatch):
+    import io
+    import types
+
+    import convcli.cli_filters
+
+    class Terminal(io.BytesIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(convcli.cli_filters, "sys", types.SimpleNamespace(stdin=Terminal()))
+    assert_refused(
+        run("render", "-", "-o", tmp_path / "out"),
+        "INPUT '-' reads image bytes from stdin, which is a terminal; pipe a file in",
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_render_missing_input_and_index_without_indexed_input(tmp_path):
     out = tmp_path / "out"
     assert_refused(run("render", tmp_path / "nope.png", "-o", out), f"input file '{tmp_path / 'nope.png'}' not found")
