@@ -44,7 +44,7 @@ def unused_name(name: str, used: set[str]) -> str:
 
 
 def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str], *, force: bool) -> None:
-    """Refuse an output folder that is a file, or that holds anything without ``force``.
+    """Refuse an output folder that is a file or lies under one, or that holds anything without ``force``.
 
     With ``force``, also refuse when one of ``files`` (top-level) is a folder or
     one of ``subfolders`` is a file, so the run cannot stop half-way on them.
@@ -53,6 +53,9 @@ def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str],
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"output folder '{out_dir}' is a file; give a folder (-o DIR)")
     if not out_dir.exists():
+        parent = next(p for p in out_dir.parents if p.exists())  # "." or "/" at the latest
+        if not parent.is_dir():
+            raise OutputError(f"cannot create output folder '{out_dir}': '{parent}' is a file")
         return
     if not force and any(out_dir.iterdir()):
         raise OutputError(

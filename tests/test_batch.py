@@ -384,6 +384,8 @@ def test_bad_inputs_and_filters_are_refused_before_anything_is_written(tmp_path)
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputError, match="output folder '.*file' is a file"):
         plan_render([good], LAB, tmp_path / "file")
+    with pytest.raises(OutputError, match=f"cannot create output folder '.*sub': '{tmp_path / 'file'}' is a file"):
+        plan_render([good], LAB, tmp_path / "file" / "deeper" / "sub")
     # a float IDX file with a NaN in its last item: found while planning, not half-way through writing
     values = strokes(50).astype(np.float32)
     values[49, 3, 4] = np.nan
