@@ -8,6 +8,7 @@ fast as ``python -c "import numpy"``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 
 import click
@@ -23,7 +24,20 @@ SUBCOMMANDS = {
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use."""
+    """A group whose subcommands are imported on first use.
+
+    It also keeps usage errors (a bad option value, an unknown command) to the
+    one ``Error: ...`` line every other failure gets, without click's usage
+    block and hint above it; the exit status stays 2.
+    """
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context):
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
@@ -39,6 +53,21 @@ class LazyGroup(click.Group):
         rows = [(name, SUBCOMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+#: click >= 8.2 shows a group's help through this usage error; it needs its context.
+_HELP_ERRORS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+@contextlib.contextmanager
+def _one_line_usage_errors():
+    try:
+        yield
+    except _HELP_ERRORS:
+        raise
+    except click.UsageError as exc:
+        exc.ctx = None  # without a context, click prints only "Error: <message>"
+        raise
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

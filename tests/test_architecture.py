@@ -68,3 +68,22 @@ def test_atomic_write_refuses_overwrite_and_gives_usual_mode(tmp_path):
     with pytest.raises(OutputError, match="output folder '.*missing' does not exist"):
         atomic_write_bytes(tmp_path / "missing" / "x.bin", b"")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temp files left behind
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["bogus"], "Error: No such command 'bogus'."),
+        (["--bogus"], "Error: No such option '--bogus'."),
+        (["convolve", "-k", "box", "--stride", "0"], "Error: Invalid value for '--stride': 0 is not in the range x>=1."),
+        (["filters", "show"], "Error: Missing argument 'NAME|KERNEL'."),
+    ],
+)
+def test_usage_errors_are_one_error_line(args, message):
+    from click.testing import CliRunner
+
+    from convcli.cli import cli
+
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message  # no usage block, no hint, no traceback
