@@ -71,7 +71,7 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
     from convcli.files import check_writable
     from convcli.render import to_uint8
 
-    if output == "-" and click.get_binary_stream("stdout").isatty():
+    if output == "-" and sys.stdout.isatty():
         raise CliError("-o - writes PNG bytes to stdout, which is a terminal; redirect it (> map.png)")
     if output not in (None, "-"):
         images.output_format(output)
@@ -99,7 +99,7 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
         raise CheckFailed(str(check))
 
     if output == "-":
-        stream = click.get_binary_stream("stdout")
+        stream = sys.stdout.buffer
         images.save_png(levels, stream, size=size)
         stream.flush()
     elif output is not None:

@@ -358,8 +358,6 @@ def test_failed_verification_exits_1_and_writes_nothing(tmp_path, monkeypatch):
 def test_terminals_are_not_used_for_binary_data(monkeypatch, tmp_path):
     import types
 
-    import click
-
     import convcli.cli_convolve as cli_convolve
 
     class Terminal(io.BytesIO):
@@ -367,7 +365,7 @@ def test_terminals_are_not_used_for_binary_data(monkeypatch, tmp_path):
             return True
 
     with monkeypatch.context() as patch:
-        patch.setattr(click, "get_binary_stream", lambda name: Terminal())
+        patch.setattr(cli_convolve, "sys", types.SimpleNamespace(stdout=Terminal(), stdin=io.BytesIO()))
         assert_refused(run("-k", "box", "-o", "-"),
                        "-o - writes PNG bytes to stdout, which is a terminal; redirect it (> map.png)")
     monkeypatch.setattr(cli_convolve, "sys", types.SimpleNamespace(stdin=Terminal()))
