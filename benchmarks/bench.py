@@ -258,36 +258,17 @@ Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "L").save({str(path)!r})
 
 
 def bench_end_to_end(repeat: int) -> list[Row]:
+    def skipped(why: str) -> list[Row]:
+        return [Row("5. convolve 4096² PNG", "-", "-", None, "≤ 0.6", None, f"skipped: {why}")]
+
     convert = imagemagick()
     if convert is None:
-        return [
-            Row(
-                "5. convolve 4096² PNG",
-                "-",
-                "-",
-                None,
-                "≤ 0.6",
-                None,
-                "skipped: ImageMagick is not installed (apt-get install imagemagick)",
-            )
-        ]
+        return skipped("ImageMagick is not installed (apt-get install imagemagick)")
     cli = convcli_command()
     if subprocess.run(cli + ["convolve", "--help"], capture_output=True).returncode != 0:
-        return [
-            Row("5. convolve 4096² PNG", "-", "-", None, "≤ 0.6", None, "skipped: convcli convolve is not available")
-        ]
+        return skipped("convcli convolve is not available")
     if not os.path.exists(GNU_TIME):
-        return [
-            Row(
-                "5. convolve 4096² PNG",
-                "-",
-                "-",
-                None,
-                "≤ 0.6",
-                None,
-                f"skipped: {GNU_TIME} (GNU time, for peak memory) is not installed (apt-get install time)",
-            )
-        ]
+        return skipped(f"{GNU_TIME} (GNU time, for peak memory) is not installed (apt-get install time)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         big = tmp / "big.png"
