@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -29,34 +29,24 @@ def check_writable(path: str | os.PathLike, *, force: bool = False) -> Path:
     return path
 
 
-def _default_mode() -> int:
-    """The mode ``open()`` would give a new file: 0666 less the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, *, force: bool = False) -> Iterator[BinaryIO]:
     """Open a binary file for writing that appears at ``path`` only when the block succeeds.
 
     The data goes to a temporary file in the same folder, which ``os.replace``
-    moves over ``path`` at the end of the ``with`` block; on an exception the
-    temporary file is removed and ``path`` (if it existed) is untouched.  Use it
-    to stream a large file without holding it in memory.
+    moves over ``path`` at the end of the ``with`` block; on an exception
+    (Ctrl-C included) the temporary file is removed and ``path`` (if it
+    existed) is untouched.  Use it to stream a large file without holding it
+    in memory.
     """
     path = check_writable(path, force=force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    try:  # the name is known before the file exists, so an interrupt right after creating it still cleans up
+        with open(tmp, "xb") as handle:  # O_EXCL; mode 0666 less the umask, as for any new file
             yield handle
-        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; a new file should get the usual mode
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
 
 
