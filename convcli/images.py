@@ -26,6 +26,8 @@ TIFF), which lives in :mod:`convcli.mapfiles`.  The format readers live in
 
 from __future__ import annotations
 
+import functools
+
 import io
 import os
 import sys
@@ -348,8 +350,8 @@ def _npz_source(archive: npyfiles.NpzArchive, name: str, stem: str, key: str | N
     """One array of a ``.npz`` archive (Keras' ``mnist.npz``: x_train, y_train, x_test, y_test)."""
     key = archive.image_key(key)
     header = archive.headers[key]
-    return _array_source(name, stem, f"NumPy archive array '{key}' {header.describe()}",
-                         lambda: archive.load(key), key, shape=header.shape)
+    load = functools.lru_cache(maxsize=1)(lambda: archive.load(key))  # decompress once, not per chunk
+    return _array_source(name, stem, f"NumPy archive array '{key}' {header.describe()}", load, key, shape=header.shape)
 
 
 def _pillow_source(opener, name: str, stem: str, head: bytes, key: str | None) -> ImageSource:
