@@ -27,7 +27,6 @@ TIFF), which lives in :mod:`convcli.mapfiles`.  The format readers live in
 from __future__ import annotations
 
 import functools
-
 import io
 import os
 import sys
