@@ -65,6 +65,28 @@ def png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
 
 
+def levels_reference(A, mode: str = "minmax") -> np.ndarray:
+    """The documented ``--normalize`` formulas, term by term in float64, as uint8.
+
+    An independent reference for convcli.render.to_uint8 (which evaluates them
+    as ``A * scale + offset``): a value exactly on a half level may round the
+    other way there, so callers with such values allow one level.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    if mode == "minmax":
+        lo, hi = A.min(), A.max()
+        levels = np.zeros(A.shape) if hi == lo else np.rint(255 * (A - lo) / (hi - lo))
+    elif mode == "clip":
+        levels = np.rint(A)
+    else:
+        peak = np.abs(A).max()
+        if mode == "abs":
+            levels = np.zeros(A.shape) if peak == 0 else np.rint(255 * np.abs(A) / peak)
+        else:  # signed
+            levels = np.full(A.shape, 128.0) if peak == 0 else np.rint(127.5 + 127.5 * A / peak)
+    return np.clip(levels, 0, 255).astype(np.uint8)
+
+
 def fashion_mnist_dir() -> Path | None:
     """Where the real Fashion-MNIST files are, or None.
 

@@ -15,7 +15,7 @@ from scipy import ndimage, signal
 import convcli.maps
 from convcli.cli import cli
 from convcli.images import SAMPLE_DIR, default_sample
-from helpers_images import fashion_mnist_dir, idx_bytes, png_bytes, png_header, read_idx_gz
+from helpers_images import fashion_mnist_dir, idx_bytes, levels_reference, png_bytes, png_header, read_idx_gz
 
 BOOT = np.asarray(Image.open(SAMPLE_DIR / "fashion-mnist-0-ankle-boot.png"), dtype=np.float64)
 SCENE_RGB = np.asarray(Image.open(SAMPLE_DIR / "scene-256.png"), dtype=np.float64)
@@ -26,10 +26,6 @@ SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)
 
 def run(*args, input=None):
     return CliRunner().invoke(cli, ["convolve", *map(str, args)], input=input, catch_exceptions=False)
-
-
-def minmax(A):
-    return np.rint(255 * (A - A.min()) / (A.max() - A.min())).astype(np.uint8)
 
 
 def assert_refused(result, message, *untouched):
@@ -70,7 +66,7 @@ def test_half_block_preview_on_a_colour_terminal():
     text = preview(Console(color_system="truecolor", width=80, file=io.StringIO()), A, "minmax")
     lines = text.split("\n")
     assert [line.plain for line in lines] == ["▀▀▀▀", "▀▀▀▀"]
-    levels = minmax(A)
+    levels = levels_reference(A)
     first = str(lines[0].spans[1].style)
     top, bottom = levels[0, 1], levels[1, 1]
     assert first == f"rgb({top},{top},{top}) on rgb({bottom},{bottom},{bottom})"
@@ -85,7 +81,7 @@ def test_mnist_item_edge_h_png(tmp_path):
     picture = np.asarray(Image.open(out))
     assert picture.shape == (128, 128)
     rows = (np.arange(128) * 26) // 128
-    np.testing.assert_array_equal(picture, minmax(signal.correlate2d(BOOT, W1, "valid"))[rows][:, rows])
+    np.testing.assert_array_equal(picture, levels_reference(signal.correlate2d(BOOT, W1, "valid"))[rows][:, rows])
 
 
 def test_photo_sobel_x_same_reflect(tmp_path):
@@ -117,7 +113,7 @@ def test_piping_png_in_and_out():
     picture = np.asarray(Image.open(io.BytesIO(result.stdout_bytes)))
     sneaker = np.asarray(Image.open(SAMPLE_DIR / "fashion-mnist-9-sneaker.png"), dtype=np.float64)
     lap = signal.correlate2d(sneaker, [[0, 1, 0], [1, -4, 1], [0, 1, 0]], "valid")
-    np.testing.assert_array_equal(picture, minmax(lap))
+    np.testing.assert_array_equal(picture, levels_reference(lap))
 
 
 def test_piping_idx_on_stdin_with_index(tmp_path):
@@ -168,16 +164,11 @@ def test_color_flip_stride_padding_border(tmp_path):
     assert Image.open(tmp_path / "grey.tif").mode == "F"
 
 
-@pytest.mark.parametrize("mode, formula", [
-    ("minmax", minmax),
-    ("abs", lambda A: np.rint(255 * np.abs(A) / np.abs(A).max()).astype(np.uint8)),
-    ("clip", lambda A: np.clip(np.rint(A), 0, 255).astype(np.uint8)),
-    ("signed", lambda A: np.rint(127.5 + 127.5 * A / np.abs(A).max()).astype(np.uint8)),
-])
-def test_normalizations(tmp_path, mode, formula):
+@pytest.mark.parametrize("mode", ["minmax", "abs", "clip", "signed"])
+def test_normalizations(tmp_path, mode):
     run("-k", "sobel-y", "--normalize", mode, "-o", tmp_path / "n.png")
     A = signal.correlate2d(BOOT, SOBEL_X.T, "valid")
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), formula(A))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), levels_reference(A, mode))
 
 
 @pytest.mark.parametrize("mode", ["minmax", "abs", "clip", "signed"])
@@ -212,7 +203,7 @@ def test_png_output_keeps_the_picture_uint8_and_never_holds_the_whole_map(tmp_pa
     assert result.exit_code == 0, result.stderr
     assert seen == [np.uint8]
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")),
-                                  minmax(signal.correlate2d(SCENE, W1, "valid")))
+                                  levels_reference(signal.correlate2d(SCENE, W1, "valid")))
 
 
 def test_tiff_output_and_png_only_note(tmp_path):

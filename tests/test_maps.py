@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from scipy import ndimage, signal
 
+from helpers_images import levels_reference
+
 from convcli.errors import OutputError, ParameterError, ShapeError
 from convcli.images import encode_png, output_format, render_png, save_png, write_map, write_picture
 from convcli.maps import (
@@ -149,15 +151,10 @@ def test_preview_levels_shrinks_and_keeps_thin_edges():
 # ----------------------------------------------------------------------------- writing
 
 
-def minmax(A):
-    """The issue's minmax formula, typed in independently."""
-    return np.rint(255 * (A - A.min()) / (A.max() - A.min())).astype(np.uint8)
-
-
 def test_write_png_npy_tiff(tmp_path):
     A = RNG.normal(0, 50, (6, 9))
     write_map(tmp_path / "m.png", A)
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), minmax(A))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), levels_reference(A))
     assert Image.open(tmp_path / "m.png").mode == "L"
     write_map(tmp_path / "m.npy", A)
     loaded = np.load(tmp_path / "m.npy")
@@ -170,16 +167,11 @@ def test_write_png_npy_tiff(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.TIFF", "m.npy", "m.png", "m.tif"]  # no temporary files left
 
 
-@pytest.mark.parametrize("mode, formula", [
-    ("minmax", minmax),
-    ("abs", lambda A: np.rint(255 * np.abs(A) / np.abs(A).max()).astype(np.uint8)),
-    ("clip", lambda A: np.clip(np.rint(A), 0, 255).astype(np.uint8)),
-    ("signed", lambda A: np.rint(127.5 + 127.5 * A / np.abs(A).max()).astype(np.uint8)),
-])
-def test_png_normalizations(tmp_path, mode, formula):
+@pytest.mark.parametrize("mode", ["minmax", "abs", "clip", "signed"])
+def test_png_normalizations(tmp_path, mode):
     A = np.array([[-300.0, -10.4, 0.0], [0.6, 100.5, 260.0]])
     write_map(tmp_path / "n.png", A, normalize=mode)
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), formula(A))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "n.png")), levels_reference(A, mode))
 
 
 def test_png_size_and_colour(tmp_path):
@@ -188,7 +180,7 @@ def test_png_size_and_colour(tmp_path):
     image = Image.open(tmp_path / "c.png")
     assert image.mode == "RGB" and image.size == (20, 12)
     pixels = np.asarray(image)
-    np.testing.assert_array_equal(pixels[::4, ::4], minmax(A))  # nearest neighbour, factor 4
+    np.testing.assert_array_equal(pixels[::4, ::4], levels_reference(A))  # nearest neighbour, factor 4
     with pytest.raises(OutputError, match=r"TIFF output holds one channel; this map has shape \(3, 5, 3\)"):
         write_map(tmp_path / "c.tif", A)
     write_map(tmp_path / "g.tif", A[..., :1])  # one channel is fine

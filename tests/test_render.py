@@ -6,6 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from helpers_images import levels_reference
+
 from convcli.errors import ParameterError
 from convcli.render import (
     SHEET_MIN_CELL,
@@ -34,31 +36,13 @@ stacks = hnp.arrays(np.float64, hnp.array_shapes(min_dims=3, max_dims=3, min_sid
 # ----------------------------------------------------------------------------- to_uint8: the formulas
 
 
-def reference(A, mode):
-    """The documented formulas, term by term in float64.
-
-    to_uint8 evaluates them as ``A * scale + offset``; the other order of the
-    same operations can round a value sitting exactly on a half level the other
-    way, so the comparison allows one level.
-    """
-    if mode == "minmax":
-        lo, hi = A.min(), A.max()
-        return np.zeros(A.shape) if hi == lo else np.rint(255 * (A - lo) / (hi - lo))
-    peak = np.abs(A).max()
-    if mode == "abs":
-        return np.zeros(A.shape) if peak == 0 else np.rint(255 * np.abs(A) / peak)
-    if mode == "clip":
-        return np.clip(np.rint(A), 0, 255)
-    return np.full(A.shape, 128.0) if peak == 0 else np.rint(127.5 + 127.5 * A / peak)
-
-
 @pytest.mark.parametrize("mode", ["minmax", "abs", "clip", "signed"])
 @settings(max_examples=60, deadline=None)
 @given(A=maps())
 def test_to_uint8_follows_the_documented_formula(mode, A):
     got = to_uint8(A, mode)
     assert got.dtype == np.uint8 and got.shape == A.shape
-    assert np.abs(got.astype(int) - np.clip(reference(A, mode), 0, 255)).max() <= 1
+    assert np.abs(got.astype(int) - levels_reference(A, mode)).max() <= 1  # see levels_reference
 
 
 def test_to_uint8_keeps_nearly_flat_and_tiny_maps_apart():
