@@ -74,8 +74,8 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="use generated items even if Fashion-MNIST is here")
     args = parser.parse_args()
 
-    from convcli.batch import default_workers, plan_render, run_render
-    from convcli.kernels import FILTERS
+    from convcli.io.kernels import FILTERS
+    from convcli.maps.batch import default_workers, plan_render, run_render
 
     scratch = Path(tempfile.mkdtemp(prefix="convcli-bench-", dir=args.dir))
     try:

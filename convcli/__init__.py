@@ -1,10 +1,16 @@
 """convcli: 2-D convolution as taught in deep learning and image processing.
 
-The core library lives in :mod:`convcli.layers` (dot and conv layers, forward
-and backward), :mod:`convcli.checking` (the gradient checker),
-:mod:`convcli.kernels` (the filter library), :mod:`convcli.images` (readers
-and writers) and :mod:`convcli.render` (pictures of activation maps).  The
-command line in :mod:`convcli.cli` is a thin adapter over them.
+One subpackage per layer of the architecture; each imports only those above it
+in this list:
+
+- :mod:`convcli.layers`: the math, dot and conv layers forward and backward (numpy only);
+- :mod:`convcli.checking`: the gradient checker (numpy only);
+- :mod:`convcli.io`: reading pictures, IDX, npy/npz and kernels; atomic writes;
+- :mod:`convcli.maps`: activation maps as pictures and files, batch rendering;
+- :mod:`convcli.gradcheck`: checking someone's file in a child process, reports;
+- :mod:`convcli.cli`: the click commands, a thin adapter (the only place click and rich live).
+
+:mod:`convcli.errors` holds the typed errors all of them raise.
 
 Importing this package is cheap on purpose: it imports nothing heavy, so that
 ``convcli --version`` starts as fast as ``import numpy``.

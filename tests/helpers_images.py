@@ -68,7 +68,7 @@ def png_header(width: int, height: int) -> bytes:
 def levels_reference(A, mode: str = "minmax") -> np.ndarray:
     """The documented ``--normalize`` formulas, term by term in float64, as uint8.
 
-    An independent reference for convcli.render.to_uint8 (which evaluates them
+    An independent reference for convcli.maps.levels.to_uint8 (which evaluates them
     as ``A * scale + offset``): a value exactly on a half level may round the
     other way there, so callers with such values allow one level.
     """

@@ -1,0 +1,316 @@
+"""``convcli filters``: list and show the filter library, and batch-render activation maps.
+
+A thin adapter over :mod:`convcli.io.kernels` (the library), :mod:`convcli.maps.batch`
+(the batch job) and :mod:`convcli.maps.single` (one map for ``show``).  numpy, Pillow
+and rich are imported inside the commands so that ``convcli --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from convcli.cli.common import (
+    NORMALIZATIONS,
+    CliError,
+    conv_options,
+    handle_errors,
+    picture_options,
+    preview,
+    progress_enabled,
+    stderr_console,
+    stdout_console,
+)
+
+#: Where ``filters render`` writes when no -o is given.
+DEFAULT_OUTPUT = "convcli-filters"
+
+
+@click.group("filters", context_settings={"help_option_names": ["-h", "--help"]})
+def filters() -> None:
+    """List, show and batch-render the filter library.
+
+    \b
+    Examples:
+      convcli filters list                       # name, size, kernel, sum, description
+      convcli filters show sobel-x               # the matrix, its properties, a preview
+      convcli filters render                     # every filter on the bundled samples
+    """
+
+
+# ----------------------------------------------------------------------------- list
+
+
+@filters.command("list")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or JSON (name, kernel, description) on stdout.",
+)
+@handle_errors
+def list_filters(fmt: str) -> None:
+    """List every named filter.
+
+    \b
+    Examples:
+      convcli filters list
+      convcli filters list --format json | jq -r '.[].name'
+    """
+    from convcli.io.kernels import FILTERS
+
+    if fmt == "json":
+        import json
+
+        rows = [{"name": f.name, "kernel": _plain(f.kernel), "description": f.description} for f in FILTERS.values()]
+        click.echo("[\n" + ",\n".join("  " + json.dumps(row) for row in rows) + "\n]")  # one filter a line
+        return
+
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column, justify in (
+        ("name", "left"),
+        ("size", "left"),
+        ("kernel", "left"),
+        ("sum", "right"),
+        ("description", "left"),
+    ):
+        table.add_column(column, justify=justify, no_wrap=column in ("name", "size", "sum"))
+    for f in FILTERS.values():
+        table.add_row(f.name, _size(f.kernel), _compact(f.kernel), _number(f.kernel.sum()), f.description)
+    stdout_console().print(table)
+
+
+# ----------------------------------------------------------------------------- show
+
+
+@filters.command("show")
+@click.argument("kernel_spec", metavar="NAME|KERNEL")
+@conv_options
+@click.option(
+    "--normalize",
+    type=click.Choice(NORMALIZATIONS),
+    default="minmax",
+    show_default=True,
+    help="How the preview maps values to grey levels.",
+)
+@handle_errors
+def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
+    """Show a filter: matrix, properties, preview.
+
+    NAME is a filter of 'convcli filters list'; a kernel file or an inline
+    matrix works too (as -k of convolve).  The preview is the activation map on
+    the bundled sample (a Fashion-MNIST ankle boot).
+
+    \b
+    Examples:
+      convcli filters show edge-h
+      convcli filters show laplacian --normalize signed
+      convcli filters show '1,0,-1;2,0,-2;1,0,-1'
+    """
+    from convcli.io import images, kernels
+    from convcli.maps import single as maps
+
+    f = kernels.load_kernel(kernel_spec)
+    sample = images.default_sample()
+    X = images.read_image(sample)
+    A = maps.convolve_map(X, f.kernel, padding=padding, border=border, names=(f"'{sample.name}'", f"'{f.name}'"))
+
+    console = stdout_console()
+    say = lambda text, **kw: console.print(text, markup=False, highlight=False, soft_wrap=True, **kw)  # noqa: E731
+    say(f"{f.name} ({_size(f.kernel)})", style="bold")
+    say(f.description)
+    say("")
+    for line in _matrix_lines(f.kernel):
+        say("  " + line)
+    say("")
+    yes = {True: "yes", False: "no"}
+    say(
+        f"sum {_number(f.kernel.sum())} · zero-sum {yes[kernels.is_zero_sum(f.kernel)]}"
+        f" · separable {yes[kernels.is_separable(f.kernel)]}"
+    )
+    say("")
+    say(f"activation map on {sample.name} (padding {padding}): {maps.map_stats(A)}")
+    console.print(preview(console, A, normalize))
+
+
+# ----------------------------------------------------------------------------- render
+
+
+@filters.command("render")
+@click.argument("inputs", nargs=-1, metavar="[INPUT]...")
+@click.option(
+    "-f",
+    "--filter",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="A named filter (repeatable).  Default: every named filter.",
+)
+@click.option(
+    "-k",
+    "--kernel",
+    "kernel_specs",
+    multiple=True,
+    metavar="KERNEL",
+    help="A kernel file (.txt .csv .json .npy) or an inline matrix like '1,0,-1;2,0,-2;1,0,-1' "
+    "(repeatable; after the -f filters).",
+)
+@click.option(
+    "--index",
+    default=None,
+    metavar="I|A:B|I,J",
+    help="Items of IDX, .npz and 3-D .npy inputs: 3, 0:100 or 0,5,7.  Default: all of them.",
+)
+@click.option("--key", default=None, metavar="NAME", help="Which array of a .npz archive.")
+@conv_options
+@picture_options
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    default=DEFAULT_OUTPUT,
+    show_default=True,
+    metavar="DIR",
+    help="Output folder (created if missing).",
+)
+@click.option(
+    "--sheet/--no-sheet",
+    default=True,
+    show_default=True,
+    help="Also write DIR/sheet.png, a labelled contact sheet of the first 64 images.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors.")
+@handle_errors
+def render(inputs, names, kernel_specs, index, key, padding, border, normalize, size, force, out_dir, sheet, quiet):
+    """Render activation maps and a contact sheet.
+
+    Every filter (-f, -k; default: the whole library) on every INPUT.
+
+    INPUT is anything convolve reads (pictures, MNIST IDX raw or .gz, .npy,
+    .npz, - for stdin); with no INPUT, the bundled samples.  Writes
+    DIR/<stem>/<filter>.png (DIR/<stem>-<index>/<filter>.png for indexed
+    inputs), DIR/manifest.json (every file with its map's raw min and max)
+    and DIR/sheet.png.  A DIR that holds files is refused without --force;
+    with it, only the files written here are replaced.
+
+    \b
+    Examples:
+      convcli filters render                                  # bundled samples, every filter
+      convcli filters render t10k-images-idx3-ubyte.gz --index 0:100 -f edge-h -f box -f sharpen
+      convcli filters render photo.jpg -k '0,-1,0;-1,5,-1;0,-1,0' --padding same -o out --force
+    """
+    import time
+
+    from convcli.io import kernels
+    from convcli.maps import batch
+
+    started = time.perf_counter()
+    if "-" in inputs and sys.stdin.isatty():
+        raise CliError("INPUT '-' reads image bytes from stdin, which is a terminal; pipe a file in")
+    chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
+    plan = batch.plan_render(
+        list(inputs) or batch.sample_inputs(),
+        chosen or list(kernels.FILTERS.values()),
+        out_dir,
+        index=index,
+        key=key,
+        padding=padding,
+        border=border,
+        normalize=normalize,
+        size=size,
+        sheet=sheet,
+        force=force,
+    )
+    try:
+        result = _run_with_bar(plan) if progress_enabled(quiet) else batch.run_render(plan)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted; '{plan.out_dir}' holds the maps written so far, without manifest.json or sheet.png "
+            "(run again with --force to redo them)"
+        ) from None
+    if not quiet:
+        where = f"; contact sheet: {result.sheet}" if result.sheet else ""
+        stderr_console().print(
+            f"rendered {_count(result.images, 'image')} × {_count(len(plan.filters), 'filter')} = "
+            f"{_count(result.maps, 'map')} in {time.perf_counter() - started:.1f} s into {plan.out_dir}{where}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+class Interrupted(click.ClickException):
+    """Ctrl-C during ``render``: one ``Error:`` line saying what is left, exit status 130 (as for SIGINT)."""
+
+    exit_code = 130
+
+
+def _run_with_bar(plan):
+    """:func:`convcli.maps.batch.run_render` with a rich progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from convcli.maps import batch
+
+    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("images"), TimeRemainingColumn())
+    with Progress(*columns, console=stderr_console(), transient=True) as bar:
+        task = bar.add_task("render", total=plan.total)
+        return batch.run_render(plan, progress=lambda n: bar.advance(task, n))
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 image``, ``1,000 images``."""
+    return f"{n:,} {noun}{'s' * (n != 1)}"
+
+
+def _number(value: float) -> str:
+    """A value as short as it is exact: ``-1``, ``0.5``, ``0.111111``."""
+    value = float(round(float(value), 12)) + 0.0  # no "-0"
+    return f"{int(value)}" if value.is_integer() else f"{value:.6g}"
+
+
+def _plain(kernel):
+    """The kernel as nested lists, whole numbers as ints (for JSON)."""
+    return [[int(v) if float(v).is_integer() else float(v) for v in row] for row in kernel.tolist()]
+
+
+def _size(kernel) -> str:
+    return f"{kernel.shape[0]}×{kernel.shape[1]}"
+
+
+def _factored(kernel):
+    """``(d, values)``: the smallest d <= 1024 with ``d * kernel`` all whole numbers and those numbers
+    (``d = 1`` and the kernel itself when there is none), so ``blur`` reads ``1/9 × 1 1 1 / ...``."""
+    import numpy as np
+
+    for d in range(1, 1025):
+        scaled = kernel * d
+        if np.allclose(scaled, np.rint(scaled), rtol=0, atol=1e-9):
+            return d, np.rint(scaled)
+    return 1, kernel
+
+
+def _compact(kernel) -> str:
+    """One line: ``-1 0 1 / -2 0 2 / -1 0 1``, with a common factor pulled out (``1/9 × ...``)."""
+    d, values = _factored(kernel)
+    rows = " / ".join(" ".join(_number(v) for v in row) for row in values)
+    return f"1/{d} × {rows}" if d > 1 else rows
+
+
+def _matrix_lines(kernel) -> list[str]:
+    """The kernel as aligned rows, with a common factor pulled out when there is one."""
+    d, values = _factored(kernel)
+    cells = [[_number(v) for v in row] for row in values]
+    width = max(len(c) for row in cells for c in row)
+    lines = [" ".join(c.rjust(width) for c in row) for row in cells]
+    if d > 1:
+        prefix = f"1/{d} × "
+        lines = [(prefix if i == len(lines) // 2 else " " * len(prefix)) + line for i, line in enumerate(lines)]
+    return lines

@@ -1,0 +1,20 @@
+"""The math: the layers of a conv net, forward and backward, as plain functions on arrays.
+
+Holds the Dot layer (:mod:`.dot`), the Conv layer (:mod:`.conv`), their shared
+geometry (:mod:`._geometry`: padding, strides, borders) and the private fast
+paths (:mod:`._fastconv`).  Every backward sits beside its forward, takes the
+forward's inputs plus the upstream gradient and returns a dict keyed by input
+name.  This is the lowest layer of convcli: it may import numpy and
+:mod:`convcli.errors` only -- never scipy, Pillow, click, rich or any other
+convcli subpackage.
+"""
+
+from convcli.layers._geometry import BORDERS, PADDING_NAMES, Padding, pad_widths
+from convcli.layers.conv import conv_backward, conv_forward, conv_forward_rows
+from convcli.layers.dot import dot_backward, dot_forward
+
+__all__ = [
+    "BORDERS", "PADDING_NAMES", "Padding", "pad_widths",
+    "conv_forward", "conv_backward", "conv_forward_rows",
+    "dot_forward", "dot_backward",
+]

@@ -1,0 +1,235 @@
+"""Activation maps of one image: per-channel correlation, the scipy cross-check, summaries.
+
+numpy only (scipy is imported inside :func:`scipy_reference`).  This is what
+``convcli convolve`` computes; the layer math itself is :mod:`convcli.layers`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from convcli.errors import ShapeError
+from convcli.layers import BORDERS, conv_forward, conv_forward_rows, pad_widths
+from convcli.maps.levels import to_uint8
+
+#: What ``--verify`` compares with.
+REFERENCE = "scipy.signal.correlate2d"
+#: Map values per strip in :func:`map_picture` (16 MiB of float64; large enough for conv's threads).
+STRIP_PIXELS = 1 << 21
+
+
+def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1, flip: bool = False,
+                 border: str = "zero", names: tuple[str, str] = ("image", "kernel")) -> np.ndarray:
+    """Correlate one image with one kernel; colour channels separately.
+
+    Parameters
+    ----------
+    X : ndarray, shape ``(H, W)`` or ``(H, W, C)``
+        Any real dtype; a uint8 picture is used as it is (no float64 copy).
+    kernel : ndarray, shape ``(Fh, Fw)``
+    padding, stride, flip, border
+        As for :func:`convcli.layers.conv_forward`.
+    names : (str, str)
+        How to call the image and the kernel in an error message.
+
+    Returns
+    -------
+    A : ndarray of float64, ``(H', W')`` or ``(H', W', C)`` with
+        ``H' = (H + pad_top + pad_bottom - Fh) // stride + 1``.
+
+    Raises
+    ------
+    ShapeError
+        When the kernel is larger than the padded image (names both).
+    """
+    X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
+    if X.ndim == 2:
+        return conv_forward(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
+    channels = conv_forward(np.moveaxis(X, -1, 0), kernel, padding=padding, stride=stride, flip=flip, border=border)
+    return np.ascontiguousarray(np.moveaxis(channels, 0, -1))
+
+
+def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax", padding="valid", stride=1,
+                flip: bool = False, border: str = "zero", names: tuple[str, str] = ("image", "kernel"),
+                strip_pixels: int | None = None) -> "tuple[np.ndarray, MapStats]":
+    """The 8-bit picture of a grey image's map, made strip by strip, and the map's summary.
+
+    The same bytes as ``to_uint8(convolve_map(X, kernel, ...), normalize)``,
+    without ever holding the float64 map: a first pass over strips of output
+    rows (:func:`convcli.layers.conv_forward_rows`) finds the min, max and mean,
+    a second recomputes each strip and scales it with those limits
+    (:func:`convcli.maps.levels.to_uint8`).  Extra memory is one strip of about
+    ``strip_pixels`` float64 values plus the uint8 picture, for twice the
+    convolution work.
+
+    Parameters
+    ----------
+    X : ndarray, shape ``(H, W)``, any real dtype (a uint8 picture is not copied)
+    kernel : ndarray, shape ``(Fh, Fw)``
+    normalize : {"minmax", "abs", "clip", "signed"}
+    padding, stride, flip, border, names
+        As for :func:`convolve_map`.
+    strip_pixels : int, optional
+        Map values per strip (whole rows, at least one); :data:`STRIP_PIXELS` by default.
+
+    Returns
+    -------
+    levels : ndarray of uint8, shape ``(H', W')`` (as for :func:`convolve_map`)
+    stats : MapStats
+        As :func:`map_stats` of the map; the mean is summed strip by strip, so
+        it can differ from ``A.mean()`` in the last bits.
+    """
+    X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
+    if X.ndim != 2:
+        raise ShapeError(f"map_picture takes a grey image (H, W); got shape {X.shape} (use convolve_map)")
+    options = dict(padding=padding, stride=stride, flip=flip, border=border)
+    height, width = _map_shape(X.shape, kernel.shape, padding, stride)
+    rows = max(1, int(STRIP_PIXELS if strip_pixels is None else strip_pixels) // width)
+    strips = [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+    lo, hi, total = np.inf, -np.inf, 0.0
+    for r0, r1 in strips:
+        strip = conv_forward_rows(X, kernel, r0, r1, **options)
+        lo, hi = np.minimum(lo, strip.min()), np.maximum(hi, strip.max())  # NaN stays NaN, as in A.min()
+        total += float(strip.sum())
+    stats = MapStats((height, width), float(lo), float(hi), total / (height * width))
+
+    levels = np.empty((height, width), np.uint8)
+    for r0, r1 in strips:
+        strip = conv_forward_rows(X, kernel, r0, r1, **options)
+        levels[r0:r1] = to_uint8(strip, normalize, limits=(lo, hi))
+    return levels, stats
+
+
+def _image_and_kernel(X, kernel, padding, stride, names):
+    """``X`` as an array (its dtype kept) and a float64 kernel; ShapeError naming both if it does not fit."""
+    X = np.asarray(X)
+    X = X if X.dtype.kind in "biuf" else X.astype(np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    (top, bottom), (left, right) = pad_widths(padding, kernel.shape, stride)
+    padded = (X.shape[0] + top + bottom, X.shape[1] + left + right)
+    if kernel.shape[0] > padded[0] or kernel.shape[1] > padded[1]:
+        grown = "" if padded == X.shape[:2] else f", {padded[0]}x{padded[1]} after padding {padding!r}"
+        raise ShapeError(
+            f"kernel {names[1]} ({kernel.shape[0]}x{kernel.shape[1]}) is larger than the image {names[0]} "
+            f"({X.shape[0]}x{X.shape[1]}{grown}); use a smaller kernel or --padding same/full"
+        )
+    return X, kernel
+
+
+def _map_shape(image_hw, kernel_hw, padding, stride) -> "tuple[int, int]":
+    """``(H', W')`` with ``H' = (H + pad_top + pad_bottom - Fh) // sh + 1`` (likewise ``W'``)."""
+    pads = pad_widths(padding, kernel_hw, stride)  # validates padding and stride
+    strides = (stride, stride) if np.ndim(stride) == 0 else tuple(stride)
+    return tuple(int((n + sum(p) - f) // s + 1) for n, p, f, s in zip(image_hw[:2], pads, kernel_hw, strides))
+
+
+def scipy_reference(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1, flip: bool = False,
+                    border: str = "zero") -> np.ndarray:
+    """The same map computed independently: ``numpy.pad``, then ``scipy.signal.correlate2d(mode="valid")``.
+
+    The kernel is rotated by 180 degrees for ``flip``, and the result is
+    subsampled by ``stride``.  Shapes as for :func:`convolve_map`.
+    """
+    from scipy.signal import correlate2d
+
+    X = np.asarray(X, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    w = np.rot90(kernel, 2) if flip else kernel
+    sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
+    pads = pad_widths(padding, kernel.shape, stride)
+    planes = [X] if X.ndim == 2 else [X[:, :, c] for c in range(X.shape[2])]
+    outs = []
+    for plane in planes:
+        padded = np.pad(plane, pads, mode=BORDERS[border]) if any(sum(p) for p in pads) else plane
+        outs.append(correlate2d(padded, w, mode="valid")[::sh, ::sw])
+    return outs[0] if X.ndim == 2 else np.stack(outs, axis=-1)
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of comparing a map with :data:`REFERENCE`."""
+
+    max_abs_diff: float
+    tolerance: float
+    reference: str = REFERENCE
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        verdict = "passed" if self.passed else "FAILED"
+        return (f"conv check {verdict}: largest |convcli - {self.reference}| = {self.max_abs_diff:.3g} "
+                f"(tolerance {self.tolerance:.3g})")
+
+
+def verify_map(X: np.ndarray, kernel: np.ndarray, A: np.ndarray, *, padding="valid", stride=1,
+               flip: bool = False, border: str = "zero") -> Verification:
+    """Compare map ``A`` with :func:`scipy_reference`.
+
+    The tolerance is ``1e-9 * max(1, max|X| * sum|kernel|)``: far above
+    float64 rounding in a sum of ``Fh * Fw`` products, far below any real bug.
+    A shape mismatch counts as an infinite difference.
+    """
+    X = np.asarray(X, dtype=np.float64)  # before abs: |int8(-128)| is 128 only in float
+    reference = scipy_reference(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
+    scale = float(np.abs(X).max()) * float(np.abs(kernel).sum())
+    tolerance = 1e-9 * max(1.0, scale)
+    if reference.shape != np.shape(A):
+        return Verification(float("inf"), tolerance)
+    return Verification(float(np.abs(np.asarray(A) - reference).max()), tolerance)
+
+
+@dataclass(frozen=True)
+class MapStats:
+    """Shape and value summary of a map."""
+
+    shape: tuple[int, ...]
+    min: float
+    max: float
+    mean: float
+
+    def __str__(self) -> str:
+        dims = "x".join(map(str, self.shape))
+        return f"shape {dims}  min {self.min:.6g}  max {self.max:.6g}  mean {self.mean:.6g}"
+
+
+def map_stats(A: np.ndarray) -> MapStats:
+    """Shape, min, max and mean of ``A``."""
+    A = np.asarray(A)
+    return MapStats(tuple(int(d) for d in A.shape), float(A.min()), float(A.max()), float(A.mean()))
+
+
+def preview_levels(A: np.ndarray, *, normalize: str = "minmax", max_width: int = 64,
+                   max_height: int = 48) -> np.ndarray:
+    """A small 8-bit picture of a map for a terminal preview.
+
+    The map is normalized like a PNG (``normalize``), then shrunk by an integer
+    factor ``f`` so it fits ``max_width x max_height`` cells.  Each ``f x f``
+    block keeps its level farthest from the picture's median grey, so thin
+    edges of either sign survive the shrinking (a block mean or nearest
+    neighbour would wash them out).
+
+    Returns
+    -------
+    ndarray of uint8, ``(ceil(H/f), ceil(W/f))`` or with a trailing channel axis
+    """
+    levels = to_uint8(A, normalize)
+    h, w = levels.shape[:2]
+    factor = max(1, -(-h // max_height), -(-w // max_width))
+    if factor == 1:
+        return levels
+    hh, ww = -(-h // factor) * factor, -(-w // factor) * factor
+    grown = np.pad(levels, ((0, hh - h), (0, ww - w)) + ((0, 0),) * (levels.ndim - 2), mode="edge")
+    blocks = grown.reshape((hh // factor, factor, ww // factor, factor) + levels.shape[2:])
+    blocks = np.moveaxis(blocks, 2, 1).reshape((hh // factor, ww // factor, factor * factor) + levels.shape[2:])
+    grey = blocks.mean(axis=-1) if levels.ndim == 3 else blocks  # pick colour pixels by their grey level
+    pick = np.abs(grey - np.median(levels)).argmax(axis=2)
+    rows, cols = np.indices(pick.shape)
+    return blocks[rows, cols, pick]
