@@ -133,19 +133,19 @@ def _plan(X, pads, kernel_h: int, out_h: int, *, budget: int, stride: int = 1) -
     return list(blocks(X.shape[0], _padded_shape(X, pads), kernel_h, out_h, stride=stride, budget=budget))
 
 
-def _block_views(X, pads, plan, *, stride: int = 1) -> Iterator:
+def _block_views(X, pads, plan, *, stride: int = 1, dtype=np.float64) -> Iterator:
     """The blocks of ``plan``, each with its padded pixels filled into one reused flat buffer.
 
-    Yields ``(n0, m, r0, rows_out, buf)`` with ``buf`` a C-contiguous float64
+    Yields ``(n0, m, r0, rows_out, buf)`` with ``buf`` a C-contiguous ``dtype``
     ``(m, rows_in, Wp)`` view of the buffer -- or of ``X`` itself when there is
     nothing to pad or convert.  Callers only read it.
     """
-    if pads == ((0, 0), (0, 0)) and X.flags.c_contiguous and X.dtype == np.float64:  # use the images in place
+    if pads == ((0, 0), (0, 0)) and X.flags.c_contiguous and X.dtype == dtype:  # use the images in place
         for n0, m, r0, rows_out, rows_in in plan:
             yield n0, m, r0, rows_out, X[n0 : n0 + m, r0 * stride : r0 * stride + rows_in]
         return
     wp = _padded_shape(X, pads)[1]
-    flat = np.zeros(max(m * rows_in * wp for _, m, _, _, rows_in in plan))
+    flat = np.zeros(max(m * rows_in * wp for _, m, _, _, rows_in in plan), dtype)
     for n0, m, r0, rows_out, rows_in in plan:
         buf = flat[: m * rows_in * wp].reshape(m, rows_in, wp)
         fill(buf, X, n0, r0 * stride, pads)
@@ -197,7 +197,7 @@ def band(X: np.ndarray, row_pads, p0: int, p1: int, mode: str) -> "tuple[np.ndar
 # ----------------------------------------------------------------------------- taps
 
 
-def correlate_taps(X: np.ndarray, w: np.ndarray, pads) -> np.ndarray:
+def correlate_taps(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64) -> np.ndarray:
     """Stride-1 cross-correlation, zero padding, one block of rows at a time.
 
     Parameters
@@ -205,28 +205,29 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads) -> np.ndarray:
     X : ndarray, shape ``(N, H, W)``, float64
     w : ndarray, shape ``(K, Fh, Fw)``, float64
     pads : ((top, bottom), (left, right)), each >= 0, filled with zeros
+    dtype : float64 (default) or float32, the arithmetic and the result
 
     Returns
     -------
-    A : ndarray, shape ``(N, K, H', W')``
+    A : ndarray of ``dtype``, shape ``(N, K, H', W')``
         With ``H' = H + top + bottom - Fh + 1`` (likewise ``W'``); bitwise
-        equal to the general path.
+        equal to the general path in the same dtype.
     """
     n, k = X.shape[0], w.shape[0]
     fh, fw = w.shape[1:]
     hp, wp = _padded_shape(X, pads)
     out_h, out_w = hp - fh + 1, wp - fw + 1
-    A = np.empty((n, k, out_h, out_w))
+    A = np.empty((n, k, out_h, out_w), dtype)
     taps = [[(i * wp + j, float(w[c, i, j])) for i in range(fh) for j in range(fw)] for c in range(k)]
     nonzero = [[(o, v) for o, v in tc if v != 0.0] for tc in taps]
     has_zeros = any(len(a) != len(b) for a, b in zip(taps, nonzero))
 
     def work(part):
         acc = tmp = None
-        for n0, m, r0, rows_out, buf in _block_views(X, pads, part):
+        for n0, m, r0, rows_out, buf in _block_views(X, pads, part, dtype=dtype):
             size = buf.size
             if acc is None or acc.size < size:
-                acc, tmp = np.empty(size), np.empty(size)
+                acc, tmp = np.empty(size, dtype), np.empty(size, dtype)
             flat = buf.reshape(-1)
             # the last output pixel of the block is ((m-1)*rows_in + rows_out-1)*Wp + W'-1
             length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
@@ -239,9 +240,9 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads) -> np.ndarray:
                 for index, (offset, value) in enumerate(use):
                     src = flat[offset : offset + length]
                     if index == 0:
-                        np.multiply(src, value, out=a, dtype=np.float64)
+                        np.multiply(src, value, out=a, dtype=dtype)
                     else:
-                        np.multiply(src, value, out=t, dtype=np.float64)
+                        np.multiply(src, value, out=t, dtype=dtype)
                         np.add(a, t, out=a)
                 grid = acc[:size].reshape(buf.shape)[:, :rows_out, :out_w]
                 # "+ 0.0" copies out and makes the sum start from 0.0 like the general path (no -0.0)
@@ -336,7 +337,7 @@ def _dot(a: np.ndarray, b: np.ndarray, piece: int = 8192) -> float:
 # ----------------------------------------------------------------------------- matmul
 
 
-def correlate_matmul(X: np.ndarray, w: np.ndarray, pads, strides) -> np.ndarray:
+def correlate_matmul(X: np.ndarray, w: np.ndarray, pads, strides, dtype=np.float64) -> np.ndarray:
     """Cross-correlation with a bank of kernels as BLAS matrix products over sliding windows.
 
     For each block, the pixels under every kernel tap are copied into a
@@ -350,24 +351,25 @@ def correlate_matmul(X: np.ndarray, w: np.ndarray, pads, strides) -> np.ndarray:
     w : ndarray, shape ``(K, Fh, Fw)``
     pads : ((top, bottom), (left, right)), zero padding
     strides : (sh, sw)
+    dtype : float64 (default) or float32, the arithmetic and the result
 
     Returns
     -------
-    A : ndarray, shape ``(N, K, H', W')`` with ``H' = (H + top + bottom - Fh) // sh + 1``
+    A : ndarray of ``dtype``, shape ``(N, K, H', W')`` with ``H' = (H + top + bottom - Fh) // sh + 1``
     """
     k, fh, fw = w.shape
     sh, sw = strides
     hp, wp = _padded_shape(X, pads)
     out_h, out_w = (hp - fh) // sh + 1, (wp - fw) // sw + 1
-    A = np.empty((X.shape[0], k, out_h, out_w))
-    kernels = w.reshape(k, fh * fw)
+    A = np.empty((X.shape[0], k, out_h, out_w), dtype)
+    kernels = w.reshape(k, fh * fw).astype(dtype, copy=False)
 
     def work(part):
         cols = None
-        for n0, m, r0, rows_out, buf in _block_views(X, pads, part, stride=sh):
+        for n0, m, r0, rows_out, buf in _block_views(X, pads, part, stride=sh, dtype=dtype):
             pixels = rows_out * out_w
             if cols is None or cols.size < m * fh * fw * pixels:
-                cols = np.empty(m * fh * fw * pixels)
+                cols = np.empty(m * fh * fw * pixels, dtype)
             windows = cols[: m * fh * fw * pixels].reshape(m, fh, fw, rows_out, out_w)
             for i in range(fh):
                 for j in range(fw):

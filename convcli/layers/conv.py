@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from convcli.errors import ParameterError, ShapeError
-from convcli.layers import _fastconv
+from convcli.layers import _dispatch, _fastconv
 from convcli.layers._geometry import (
     BORDERS,
     Padding,
@@ -44,7 +44,9 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
     ----------
     X : array_like, shape ``(H, W)`` or a batch ``(N, H, W)``
         Any real dtype (uint8 pictures work, without a float64 copy); the
-        arithmetic is float64.
+        arithmetic is float64, except when both ``X`` and ``w`` are float32
+        arrays: then it is float32 and so is ``A`` (about 7 significant digits,
+        twice as fast, half the memory).
     w : array_like, shape ``(Fh, Fw)`` or a bank ``(K, Fh, Fw)``
         Any size, including even and non-square kernels.
     padding : "valid", "same", "full", int or (ph, pw)
@@ -59,7 +61,7 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
 
     Returns
     -------
-    A : ndarray of float64, shape ``(N?, K?, H', W')``
+    A : ndarray of float64 (float32 for float32 ``X`` and ``w``), shape ``(N?, K?, H', W')``
         ``N`` only for a batch, ``K`` only for a bank, and
         ``H' = (H + pad_top + pad_bottom - Fh) // sh + 1`` (likewise ``W'``).
 
@@ -73,10 +75,17 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
 
     Notes
     -----
-    :func:`convcli.layers._fastconv.choose` picks the path: stride 1 with up to 3
-    kernels runs in cache-sized blocks, bit for bit the numbers of the plain
-    tap loop (and of ``scipy.ndimage.correlate``); 4 or more kernels are one
-    BLAS product per image (equal to rounding); the rest is the tap loop.
+    :func:`convcli.layers._dispatch.plan` picks the path of least measured
+    cost.  Stride 1 with up to 3 full-rank small kernels runs in cache-sized
+    blocks, bit for bit the numbers of the plain tap loop (and of
+    ``scipy.ndimage.correlate``).  The other paths agree with it to rounding
+    (a few ``eps * sum|X * w|``), not bitwise: kernels of rank 1 or 2 (box,
+    Gaussian, Sobel, ``edge-h``; checked by SVD) run as column and row passes,
+    exact again on integer images with integer kernels; large kernels (about
+    11x11 and up) go through the FFT in tiles, to about ``1e-13 * max|X| *
+    sum|w|`` (exact zeros become tiny values); 4 or more kernels are one BLAS
+    product per image; strides other than 1 with few kernels use the tap loop.
+    Non-finite pixels never take the FFT path.
 
     Examples
     --------
@@ -125,15 +134,17 @@ def conv_forward_rows(
 
 
 def _forward(X3, w3, pads, strides, border):
-    """Pick a path by :func:`convcli.layers._fastconv.choose`; every path gives the same numbers."""
-    path = _fastconv.choose(w3.shape[0], strides)
-    if path == "general":
-        return _correlate(_pad(X3, pads, border), w3, strides)
+    """The path of :func:`convcli.layers._dispatch.plan`; every path gives the same numbers (to rounding)."""
+    dtype = _compute_dtype(X3, w3)
     if _border_mode(border) != "constant":  # the fast paths pad with zeros themselves
         X3, pads = _pad(X3, pads, border), ((0, 0), (0, 0))
-    if path == "taps":
-        return _fastconv.correlate_taps(X3, w3, pads)
-    return _fastconv.correlate_matmul(X3, w3, pads, strides)
+    A = _dispatch.forward(X3, w3, pads, strides, dtype)
+    return A if A is not None else _correlate(_pad(X3, pads, "zero"), w3, strides, dtype)
+
+
+def _compute_dtype(X3, w3) -> np.dtype:
+    """float32 when both the images and the kernels are float32, else float64."""
+    return np.dtype(np.float32 if X3.dtype == np.float32 and w3.dtype == np.float32 else np.float64)
 
 
 def conv_backward(X, w, dA=None, *, padding: Padding = "valid", stride=1, flip: bool = False, border: str = "zero"):
@@ -206,15 +217,15 @@ def _backward_taps(X3, w, dA4, pads, border):
 # ----------------------------------------------------------------------------- workers
 
 
-def _correlate(Xp: np.ndarray, w: np.ndarray, strides) -> np.ndarray:
+def _correlate(Xp: np.ndarray, w: np.ndarray, strides, dtype=np.float64) -> np.ndarray:
     """Cross-correlate padded images ``(N, Hp, Wp)`` with kernels ``(K, Fh, Fw)``.
 
-    Returns ``(N, K, H', W')``.  Loops over kernel taps only: each tap adds a
-    shifted, strided view of the whole batch times that tap's weights.
+    Returns ``(N, K, H', W')`` of ``dtype``.  Loops over kernel taps only: each
+    tap adds a shifted, strided view of the whole batch times that tap's weights.
     """
     n, k = Xp.shape[0], w.shape[0]
     out_hw = _output_hw(Xp.shape[1:], w.shape[1:], strides)
-    A = np.zeros((n, k) + out_hw)
+    A = np.zeros((n, k) + out_hw, dtype)
     for i, j, window in _windows(Xp, w.shape[1:], out_hw, strides):
         A += window[:, None, :, :] * w[None, :, i, j, None, None]
     return A
@@ -235,11 +246,13 @@ def _prepare(X, w, *, keep_dtype: bool = False):
     """``(N, H, W)`` images and float64 ``(K, Fh, Fw)`` kernels, and which axes to squeeze out.
 
     Images become float64, except real arrays with ``keep_dtype`` (the forward
-    paths convert block by block, so a uint8 picture needs no float64 copy).
+    paths convert block by block, so a uint8 picture needs no float64 copy);
+    with ``keep_dtype``, float32 kernels stay float32 for float32 images.
     """
     real = keep_dtype and isinstance(X, np.ndarray) and X.dtype.kind in "biuf"
     X = X if real else _as_float(X, "X")
-    w = _as_float(w, "w")
+    single = real and X.dtype == np.float32 and isinstance(w, np.ndarray) and w.dtype == np.float32
+    w = w if single else _as_float(w, "w")
     if X.ndim not in (2, 3):
         raise ShapeError(f"X must have shape (H, W) or (N, H, W); got shape {X.shape}")
     if w.ndim not in (2, 3):

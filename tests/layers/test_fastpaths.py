@@ -15,7 +15,7 @@ from scipy import ndimage, signal
 
 from convcli.layers import conv as layers
 from convcli.errors import ParameterError
-from convcli.layers import _fastconv, conv_backward, conv_forward, conv_forward_rows, pad_widths
+from convcli.layers import _dispatch, _fastconv, _fftconv, _separable, conv_backward, conv_forward, conv_forward_rows, pad_widths
 
 BORDERS = ["zero", "reflect", "symmetric", "edge", "wrap"]
 
@@ -97,12 +97,45 @@ def cases(draw, *, kernels, strided):
 # ----------------------------------------------------------------------------- the rule
 
 
+def plan(X_shape, w, padding="valid", stride=1, X=None):
+    """The path the dispatcher picks for images of ``X_shape`` (zeros unless ``X``) and kernels ``w``."""
+    X3 = np.zeros(X_shape) if X is None else X
+    X3 = X3 if X3.ndim == 3 else X3[None]
+    w3 = w if w.ndim == 3 else w[None]
+    pads, strides = layers._geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+    groups = _dispatch.plan(X3, w3, pads, strides)
+    assert sorted(c for _, indices, _ in groups for c in indices) == list(range(w3.shape[0]))  # each kernel once
+    return groups[0][0] if len(groups) == 1 else [path for path, _, _ in groups]
+
+
+EDGE_H = np.array([[1.0, 1, 1], [0, 0, 0], [-1, -1, -1]])
+
+
+def gaussian(size, sigma=1.5):
+    g = np.exp(-0.5 * (np.arange(size) - (size - 1) / 2) ** 2 / sigma**2)
+    return np.outer(g, g) / g.sum() ** 2
+
+
 def test_the_rule_that_picks_a_path():
-    assert _fastconv.choose(1, (1, 1)) == "taps"
-    assert _fastconv.choose(_fastconv.BANK_MIN - 1, (1, 1)) == "taps"
-    assert _fastconv.choose(_fastconv.BANK_MIN, (1, 1)) == "matmul"
-    assert _fastconv.choose(_fastconv.BANK_MIN, (2, 3)) == "matmul"
-    assert _fastconv.choose(1, (1, 2)) == "general"
+    rng = np.random.default_rng(0)
+    big = (512, 512)
+    assert plan(big, rng.standard_normal((3, 3)), "same") == "taps"
+    assert plan(big, rng.standard_normal((_fastconv.BANK_MIN - 1, 3, 3)), "same") == "taps"
+    assert plan(big, rng.standard_normal((_fastconv.BANK_MIN, 3, 3)), "same") == "matmul"
+    assert plan(big, rng.standard_normal((_fastconv.BANK_MIN, 3, 3)), stride=(2, 3)) == "matmul"
+    assert plan(big, rng.standard_normal((3, 3)), stride=(1, 2)) == "general"
+    assert plan(big, rng.standard_normal((31, 31)), stride=2) == "general"  # FFT only for stride 1
+    assert plan(big, EDGE_H, "same") == "separable"
+    assert plan(big, gaussian(7), "same") == "separable"
+    assert plan(big, rng.standard_normal((15, 15)), "same") == "fft"
+    assert plan((2000, 2000), rng.standard_normal((300, 300)), "same") == "fft"
+    assert plan((20, 28, 28), rng.standard_normal((3, 3))) == "taps"  # small images: no FFT for a small kernel
+    mixed = np.stack([rng.standard_normal((5, 5)), gaussian(5), np.ones((5, 5))])
+    assert plan(big, mixed, "same") == ["taps", "separable"]  # each kernel its own path
+    assert plan(big, rng.standard_normal((8, 31, 31)), "same") == "fft"
+    X = np.zeros(big)
+    X[7, 9] = np.inf  # an inf would spread over a whole FFT tile
+    assert plan(big, rng.standard_normal((15, 15)), "same", X=X) == "taps"
     assert _fastconv.choose_backward(1, (1, 1)) == "taps"
     assert _fastconv.choose_backward(_fastconv.BANK_MIN, (1, 1)) == "general"
     assert _fastconv.choose_backward(1, (2, 2)) == "general"
@@ -110,13 +143,42 @@ def test_the_rule_that_picks_a_path():
 
 def test_conv_forward_really_takes_the_fast_paths(monkeypatch):
     calls = []
-    for name in ("correlate_taps", "correlate_matmul"):
-        real = getattr(_fastconv, name)
-        monkeypatch.setattr(_fastconv, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
-    conv_forward(np.ones((6, 6)), np.ones((3, 3)))
-    conv_forward(np.ones((6, 6)), np.ones((5, 3, 3)))
-    conv_forward(np.ones((6, 6)), np.ones((3, 3)), stride=2)  # general
-    assert calls == ["correlate_taps", "correlate_matmul"]
+    for module, name in ((_fastconv, "correlate_taps"), (_fastconv, "correlate_matmul"),
+                         (_separable, "correlate_separable"), (_fftconv, "correlate_fft")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw))
+    rng = np.random.default_rng(1)
+    conv_forward(np.ones((60, 60)), rng.standard_normal((3, 3)))
+    conv_forward(np.ones((60, 60)), np.ones((5, 3, 3)))
+    conv_forward(np.ones((60, 60)), np.ones((3, 3)))
+    conv_forward(np.ones((60, 60)), rng.standard_normal((21, 21)), padding="same")
+    conv_forward(np.ones((60, 60)), np.ones((3, 3)), stride=2)  # general
+    assert calls == ["correlate_taps", "correlate_matmul", "correlate_separable", "correlate_fft"]
+
+
+@contextmanager
+def forced(path):
+    """Make the dispatcher pick ``path`` for every stride-1 job it can (the separable path needs factors)."""
+    real = _dispatch.plan
+
+    def pick(X3, w3, pads, strides):
+        everything = list(range(w3.shape[0]))
+        if tuple(strides) != (1, 1):
+            return real(X3, w3, pads, strides)
+        if path == "separable":
+            factors = [_separable.factor(k) for k in w3]
+            if all(f is not None for f in factors):
+                return [("separable", everything, factors)]
+            return [("taps", everything, None)]
+        if path == "taps" and w3.shape[0] >= _fastconv.BANK_MIN:
+            return [("matmul", everything, None)]
+        return [(path, everything, None)]
+
+    _dispatch.plan = pick
+    try:
+        yield
+    finally:
+        _dispatch.plan = real
 
 
 @settings(max_examples=200, deadline=None)
@@ -140,7 +202,7 @@ def test_blocks_cover_every_output_row_once(n, hp, wp, fh, stride, budget):
 @settings(max_examples=250, deadline=None)
 @given(cases(kernels=st.sampled_from([None, 1, 2, 3]), strided=False), budgets, threads)
 def test_taps_path_is_bitwise_the_general_path(case, budget, n_threads):
-    with block_sizes(budget, 10**6, n_threads):
+    with block_sizes(budget, 10**6, n_threads), forced("taps"):
         fast = conv_forward(**case)
     general = general_forward(**case)
     np.testing.assert_array_equal(bits(fast), bits(general))
@@ -175,7 +237,10 @@ def test_every_path_equals_scipy_per_image_and_kernel(case, budget):
 @pytest.mark.parametrize("shape", [(2048, 37), (37, 2048), (301, 299), (5, 5)])
 @pytest.mark.parametrize("kernel", ["random", "edge-h", "with-zero-row"])
 def test_same_padding_is_bitwise_scipy_ndimage(shape, kernel):
-    """ndimage adds the taps in the same order from 0.0, so the numbers are identical."""
+    """ndimage adds the taps in the same order from 0.0, so the tap path's numbers are identical.
+
+    A rank-1 kernel such as edge-h goes to the separable path (see the test below) unless forced here.
+    """
     rng = np.random.default_rng(1)
     X = rng.standard_normal(shape) * 100
     w = {
@@ -183,8 +248,158 @@ def test_same_padding_is_bitwise_scipy_ndimage(shape, kernel):
         "edge-h": np.array([[1.0, 1, 1], [0, 0, 0], [-1, -1, -1]]),
         "with-zero-row": np.vstack([rng.standard_normal((2, 5)), np.zeros((1, 5))])[[0, 2, 1]],
     }[kernel]
-    A = conv_forward(X, w, padding="same")
+    with forced("taps"):
+        A = conv_forward(X, w, padding="same")
     np.testing.assert_array_equal(A, ndimage.correlate(X, w, mode="constant"))
+    if kernel == "random":  # full rank, small: the dispatcher keeps the tap path itself
+        np.testing.assert_array_equal(conv_forward(X, w, padding="same"), A)
+
+
+@pytest.mark.parametrize("kernel", ["edge-h", "box5", "gauss7", "sobel", "rank2"])
+def test_rank_one_and_two_kernels_are_ndimage_to_rounding_and_exact_on_integers(kernel):
+    rng = np.random.default_rng(7)
+    w = {
+        "edge-h": EDGE_H,
+        "box5": np.ones((5, 5)) / 25,
+        "gauss7": gaussian(7),
+        "sobel": np.outer([1.0, 2, 1], [-1.0, 0, 1]),
+        "rank2": gaussian(9, 1.0) - gaussian(9, 2.5),  # a difference of Gaussians
+    }[kernel]
+    assert plan((301, 299), w, "same") == "separable"
+    X = rng.standard_normal((301, 299)) * 100
+    A = conv_forward(X, w, padding="same")
+    ref = ndimage.correlate(X, w, mode="constant")
+    np.testing.assert_allclose(A, ref, rtol=0, atol=1e-13 * np.abs(X).max() * np.abs(w).sum())
+    pixels = rng.integers(0, 256, size=(301, 299), dtype=np.uint8)
+    if np.array_equal(w, np.round(w)):  # integer image, integer kernel: every partial sum is exact
+        np.testing.assert_array_equal(conv_forward(pixels, w, padding="same"),
+                                      ndimage.correlate(pixels.astype(float), w, mode="constant"))
+
+
+def test_factor_finds_the_rank_and_checks_it():
+    rng = np.random.default_rng(8)
+    (u, v), = _separable.factor(EDGE_H)
+    np.testing.assert_array_equal(np.outer(u, v), EDGE_H)  # integer kernels factor exactly
+    assert len(_separable.factor(gaussian(7))) == 1
+    dog = gaussian(9, 1.0) - gaussian(9, 2.5)
+    factors = _separable.factor(dog)
+    assert len(factors) == 2
+    np.testing.assert_allclose(sum(np.outer(a, b) for a, b in factors), dog, rtol=0, atol=1e-16)
+    assert _separable.factor(rng.standard_normal((3, 3))) is None
+    assert _separable.factor(rng.standard_normal((5, 5)), max_rank=2) is None
+    assert _separable.factor(np.zeros((3, 3))) is None
+    nearly = gaussian(5) + 1e-9 * rng.standard_normal((5, 5))  # rank 1 only to 1e-9: not separable
+    assert _separable.factor(nearly, max_rank=1) is None
+
+
+@st.composite
+def low_rank_cases(draw):
+    """Cases whose kernels are sums of one or two outer products (integers or floats)."""
+    case = draw(cases(kernels=st.sampled_from([None, 1, 2, 3]), strided=False))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    w = np.atleast_3d(case["w"]).reshape((-1,) + case["w"].shape[-2:])
+    fh, fw = max(2, w.shape[1]), max(2, w.shape[2])
+    rank = draw(st.sampled_from([1, 2]))
+    integers = draw(st.booleans())
+    make = (lambda n: rng.integers(-2, 3, size=n).astype(float)) if integers else rng.standard_normal
+    kernels = [sum(np.outer(make(fh), make(fw)) for _ in range(rank)) for _ in range(w.shape[0])]
+    kernels = [k if np.abs(k).max() > 0 else np.ones((fh, fw)) for k in kernels]
+    case["w"] = kernels[0] if case["w"].ndim == 2 else np.stack(kernels)
+    h, wd = np.shape(case["X"])[-2:]
+    if h < fh or wd < fw:
+        case["padding"] = "full"
+    return case
+
+
+@settings(max_examples=150, deadline=None)
+@given(low_rank_cases(), budgets, threads)
+def test_separable_path_equals_the_general_path_to_rounding(case, budget, n_threads):
+    with block_sizes(budget, 10**6, n_threads), forced("separable"):
+        fast = conv_forward(**case)
+    general = general_forward(**case)
+    assert fast.shape == general.shape
+    scale = np.abs(case["X"]).max() * np.abs(case["w"]).sum(axis=(-2, -1)).max() + 1.0
+    np.testing.assert_allclose(fast, general, rtol=0, atol=1e-13 * scale)
+    assert not np.signbit(fast[fast == 0]).any()  # no -0.0, as the general path
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_separable_path_meets_non_finite_pixels_like_the_general_path(bad):
+    X = np.arange(400.0).reshape(20, 20)
+    X[3, 4] = bad
+    w = np.outer([1.0, 0, -1], [1.0, 2, 0])
+    with block_sizes(60, 60), forced("separable"):
+        fast = conv_forward(X, w, padding="same")
+    np.testing.assert_array_equal(fast, general_forward(X, w, padding="same"))
+
+
+@st.composite
+def fft_cases(draw):
+    """Images, kernels of 2 to 9 on a side, any zero-filled padding; tiles small enough to need many."""
+    fh, fw = draw(st.integers(2, 9)), draw(st.integers(2, 9))
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    n, k = draw(st.sampled_from([None, 1, 3])), draw(st.sampled_from([None, 1, 2, 5]))
+    padding = draw(st.one_of(st.sampled_from(["same", "full"]), st.tuples(st.integers(0, 9), st.integers(0, 9))))
+    pads = pad_widths(padding, (fh, fw))
+    if h + sum(pads[0]) < fh or w + sum(pads[1]) < fw:
+        padding = "full"
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    X = rng.standard_normal((h, w) if n is None else (n, h, w)) * draw(st.sampled_from([1.0, 1e3]))
+    wk = rng.standard_normal((fh, fw) if k is None else (k, fh, fw))
+    tile = (draw(st.integers(fh + 1, fh + 20)), draw(st.integers(fw + 1, fw + 20)))
+    return dict(X=X, w=wk, padding=padding, flip=draw(st.booleans()), border=draw(st.sampled_from(BORDERS))), tile
+
+
+@settings(max_examples=150, deadline=None)
+@given(fft_cases(), st.sampled_from([1, 2, 3]), st.sampled_from([1, 64, 10**6]))
+def test_fft_path_equals_the_general_path_to_rounding(case_tile, n_threads, batch_pixels):
+    case, tile = case_tile
+    real = _fftconv.correlate_fft
+    saved = _fftconv.FFT_PIXELS
+    _fftconv.FFT_PIXELS = batch_pixels  # one tile per FFT call, or a few, or all
+    try:
+        with block_sizes(10**6, 10**6, n_threads), forced("fft"):
+            _fftconv.correlate_fft = lambda X, w, pads, dtype, tile=None: real(X, w, pads, dtype, tile=case_tile[1])
+            fast = conv_forward(**case)
+    finally:
+        _fftconv.correlate_fft, _fftconv.FFT_PIXELS = real, saved
+    general = general_forward(**case)
+    assert fast.shape == general.shape and fast.dtype == np.float64
+    scale = np.abs(case["X"]).max() * np.abs(case["w"]).sum(axis=(-2, -1)).max()
+    np.testing.assert_allclose(fast, general, rtol=0, atol=1e-13 * scale)
+
+
+@pytest.mark.parametrize("size, kernel, padding", [((300, 257), (31, 31), "same"), ((128, 200), (45, 17), "valid"),
+                                                   ((90, 90), (90, 90), "full")])
+def test_large_kernels_take_the_fft_path_and_agree_with_scipy(size, kernel, padding):
+    rng = np.random.default_rng(9)
+    X, w = rng.uniform(0, 255, size), rng.standard_normal(kernel)
+    assert plan(size, w, padding) == "fft"
+    A = conv_forward(X, w, padding=padding)
+    ref = scipy_reference(X, w, padding, 1, False, "zero")
+    np.testing.assert_allclose(A, ref, rtol=0, atol=1e-12 * 255 * np.abs(w).sum())
+
+
+@pytest.mark.parametrize("path", ["taps", "separable", "fft", "matmul", "general"])
+def test_float32_images_and_kernels_compute_in_float32(path):
+    """Both float32: float32 arithmetic and result, within float32 rounding of the float64 result."""
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((2, 70, 90)).astype(np.float32)
+    w = {"separable": np.stack([gaussian(5)] * 2), "matmul": rng.standard_normal((5, 3, 3))}.get(
+        path, rng.standard_normal((2, 5, 5))).astype(np.float32)
+    stride = 2 if path == "general" else 1
+    with forced(path if path != "general" else "taps"):
+        A = conv_forward(X, w, padding=(2, 2), stride=stride)
+    assert A.dtype == np.float32
+    exact = general_forward(X.astype(np.float64), w.astype(np.float64), padding=(2, 2), stride=stride)
+    scale = np.abs(X).max() * np.abs(w).sum(axis=(-2, -1)).max()
+    np.testing.assert_allclose(A, exact, rtol=0, atol=5e-6 * scale)
+    if path == "taps":  # the same float32 operations in the same order as the general path
+        np.testing.assert_array_equal(A, layers._correlate(np.pad(X, ((0, 0), (2, 2), (2, 2))), w, (1, 1), np.float32))
+    for mixed in ((X, w.astype(np.float64)), (X.astype(np.float64), w), (X.astype(np.float16), w)):
+        assert conv_forward(*mixed, padding=(2, 2)).dtype == np.float64  # float64 unless both are float32
+
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in multiply")
@@ -302,3 +517,14 @@ def test_strips_rebuild_the_whole_map():
 def test_band_bounds_must_be_whole_numbers():
     with pytest.raises(ParameterError, match=r"start/stop must be a whole number or a pair of them; got \(0, 2.5\)"):
         conv_forward_rows(np.ones((5, 5)), np.ones((3, 3)), 0, 2.5)
+
+
+def test_each_kernel_gives_the_same_numbers_alone_or_in_a_bank():
+    """Fewer than BANK_MIN kernels: each takes its own path, so splitting a bank changes no bit."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((2, 200, 170))
+    for bank in (np.stack([rng.standard_normal((5, 5)), gaussian(5), EDGE_H.repeat(2, 0)[:5].repeat(2, 1)[:, :5]]),
+                 np.stack([rng.standard_normal((21, 21)), gaussian(21, 4.0)])):
+        whole = conv_forward(X, bank, padding="same")
+        for c in range(len(bank)):
+            np.testing.assert_array_equal(whole[:, c], conv_forward(X, bank[c], padding="same"))
