@@ -42,14 +42,16 @@ def pictures(draw):
 
 
 @settings(max_examples=200, deadline=None)
-@given(pictures(), st.sampled_from([1, 5, 64, 1 << 20]), st.sampled_from([1, 2, 3]), st.sampled_from([1, 4, 16]))
-def test_pillow_reads_back_every_pixel(img, strip_bytes, threads, sample_rows):
-    saved = png.STRIP_BYTES, png.THREADS, png.SAMPLE_ROWS
-    png.STRIP_BYTES, png.THREADS, png.SAMPLE_ROWS = strip_bytes, threads, sample_rows
+@given(pictures(), st.sampled_from([1, 5, 64, 1 << 20]), st.sampled_from([1, 2, 3]), st.sampled_from([1, 4, 16]),
+       st.sampled_from([0, 1 << 14]))
+def test_pillow_reads_back_every_pixel(img, strip_bytes, threads, sample_rows, small_bytes):
+    """Small pictures in one call, larger ones in strips (the limits shrunk so that small pictures take both ways)."""
+    saved = png.STRIP_BYTES, png.THREADS, png.SAMPLE_ROWS, png.SMALL_BYTES
+    png.STRIP_BYTES, png.THREADS, png.SAMPLE_ROWS, png.SMALL_BYTES = strip_bytes, threads, sample_rows, small_bytes
     try:
         data = encode(img)
     finally:
-        png.STRIP_BYTES, png.THREADS, png.SAMPLE_ROWS = saved
+        png.STRIP_BYTES, png.THREADS, png.SAMPLE_ROWS, png.SMALL_BYTES = saved
     back = decode(data)
     assert back.shape == img.shape and back.dtype == np.uint8
     np.testing.assert_array_equal(back, img)
