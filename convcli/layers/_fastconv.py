@@ -2,8 +2,10 @@
 
 :func:`convcli.layers.conv_forward` and :func:`~convcli.layers.conv_backward`
 keep a short general path that any reader can check against the lab; this
-module holds the faster ways to compute the same numbers.  Which one runs is
-decided in ``layers`` by one rule (:func:`choose`):
+module holds the faster ways to compute the same numbers.  Which forward path
+runs is decided by the cost model of :mod:`convcli.layers._dispatch` (which
+also knows the separable and FFT paths of :mod:`._separable` and
+:mod:`._fftconv`); the backward pass by :func:`choose_backward`:
 
 ``"taps"`` -- stride 1 and fewer than :data:`BANK_MIN` kernels.
     The image is cut into blocks of rows that stay in the CPU cache
@@ -63,15 +65,6 @@ PARALLEL_PIXELS = 1 << 20
 THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 #: Output pixels per block of the matmul path (the window matrix is ``Fh*Fw`` times that).
 MATMUL_PIXELS = 1 << 15
-
-
-def choose(n_kernels: int, strides) -> str:
-    """Which path computes a forward pass: ``"taps"``, ``"matmul"`` or ``"general"``."""
-    if n_kernels >= BANK_MIN:
-        return "matmul"
-    if tuple(strides) == (1, 1):
-        return "taps"
-    return "general"
 
 
 def choose_backward(n_kernels: int, strides) -> str:
