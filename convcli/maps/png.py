@@ -127,7 +127,7 @@ def filtered(rows: np.ndarray, previous, bpp: int) -> bytes:
     :data:`SAMPLE_ROWS` rows of the strip.
     """
     h, stride = rows.shape
-    sample = np.unique(np.linspace(0, h - 1, min(h, SAMPLE_ROWS)).astype(int))
+    sample = np.array(sorted({(h - 1) * i // max(1, SAMPLE_ROWS - 1) for i in range(SAMPLE_ROWS)}))  # (np.unique imports numpy.ma: 30 ms)
     above = np.zeros(stride, np.uint8) if previous is None else previous
     sample_above = np.where((sample > 0)[:, None], rows[np.maximum(sample - 1, 0)], above[None, :])
     scratch = np.empty((len(sample), stride), np.uint8)
