@@ -16,7 +16,8 @@ rows and columns, output tiles do not, so no tile is ever added to another):
 Several small images (or tiles) go through one batched ``rfft2`` call, and the
 batches run on the shared threads of :func:`convcli.layers._fastconv._run`
 (numpy's FFT releases the GIL).  Memory is bounded by :data:`FFT_PIXELS` per
-thread, independent of the image's size.
+thread and :data:`SPECTRA_BYTES` of kernel spectra, independent of the
+image's size and of the number of kernels.
 
 The tile shape is the one of least modelled cost (:func:`tile_shape`), among
 lengths with only the factors 2, 3 and 5 (which pocketfft does fastest).
@@ -42,6 +43,8 @@ from convcli.layers import _fastconv
 FFT_PIXELS = 1 << 20
 #: The largest tile (pixels); the tile search never goes past it.
 MAX_TILE = 1 << 21
+#: Bytes of kernel spectra held at once; a larger bank is done in groups of kernels (same numbers).
+SPECTRA_BYTES = 1 << 28
 
 
 def _smooth_lengths(limit: int = 1 << 13) -> "list[int]":
@@ -133,6 +136,11 @@ def correlate_fft(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64, tile=Non
     bh, bw = tile or tile_shape((fh, fw), (hp, wp), n, k)[0]
     bh, bw = min(bh, next_smooth(hp)), min(bw, next_smooth(wp))
     th, tw = bh - fh + 1, bw - fw + 1
+    group = max(1, SPECTRA_BYTES // (bh * (bw // 2 + 1) * 2 * dtype.itemsize))
+    if k > group:  # each kernel's numbers do not depend on the others: do the bank in groups
+        return np.concatenate(
+            [correlate_fft(X, w[c : c + group], pads, dtype, (bh, bw)) for c in range(0, k, group)], axis=1
+        )
     A = np.empty((n, k, out_h, out_w), dtype)
     spectra = np.conj(np.fft.rfft2(w.astype(dtype, copy=False), s=(bh, bw)))  # (K, bh, bw//2+1)
     jobs = [(i, y, x) for i in range(n) for y in range(0, out_h, th) for x in range(0, out_w, tw)]

@@ -528,3 +528,13 @@ def test_each_kernel_gives_the_same_numbers_alone_or_in_a_bank():
         whole = conv_forward(X, bank, padding="same")
         for c in range(len(bank)):
             np.testing.assert_array_equal(whole[:, c], conv_forward(X, bank[c], padding="same"))
+
+
+def test_a_large_bank_goes_through_the_fft_in_groups_with_the_same_numbers(monkeypatch):
+    rng = np.random.default_rng(12)
+    X, w = rng.standard_normal((2, 60, 50)), rng.standard_normal((7, 9, 9))
+    whole = _fftconv.correlate_fft(X, w, ((4, 4), (4, 4)), tile=(32, 32))
+    monkeypatch.setattr(_fftconv, "SPECTRA_BYTES", 2 * 32 * 17 * 16)  # two kernels' spectra at a time
+    grouped = _fftconv.correlate_fft(X, w, ((4, 4), (4, 4)), tile=(32, 32))
+    np.testing.assert_array_equal(grouped, whole)
+    np.testing.assert_allclose(whole, general_forward(X, w, padding=(4, 4)), rtol=0, atol=1e-12 * np.abs(w).sum())
