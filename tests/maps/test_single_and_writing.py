@@ -234,3 +234,16 @@ def test_encode_png_checks_its_input():
     assert Image.open(__import__("io").BytesIO(encode_png(np.zeros((2, 3, 1), np.uint8)))).mode == "L"
     with pytest.raises(ParameterError, match=r"encode_png needs uint8 \(H, W\) or \(H, W, 3\); got float64 \(2, 2\)"):
         encode_png(np.zeros((2, 2)))
+
+
+def test_verify_uses_the_fft_for_large_kernels():
+    """A 31x31 kernel is checked against scipy.signal.fftconvolve (a direct sum would be far slower)."""
+    from convcli.maps.single import convolve_map, verify_map
+
+    rng = np.random.default_rng(5)
+    X, k = rng.integers(0, 256, (120, 90)).astype(np.uint8), rng.standard_normal((31, 31))
+    A = convolve_map(X, k, padding="same")
+    check = verify_map(X, k, A, padding="same")
+    assert check.passed and check.reference == "scipy.signal.fftconvolve"
+    assert check.max_abs_diff < 1e-9
+    assert verify_map(X, k[:3, :3], convolve_map(X, k[:3, :3])).reference == "scipy.signal.correlate2d"
