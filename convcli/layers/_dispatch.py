@@ -29,15 +29,15 @@ import numpy as np
 from convcli.layers import _fastconv, _fftconv, _separable
 
 #: ns per output value and kernel tap on the tap paths (one multiply and one add, in cache).
-TAP = 0.30
+TAP = 0.35
 #: ns per output value for a tap path's copies (block in, result out).
-PIXEL = 1.0
+PIXEL = 3.0
 #: The separable path's extra copies and sums per output value, in units of ``PIXEL``.
 SEPARABLE = 1.0
 #: ns per output value and kernel tap to copy windows for the BLAS path, and per multiply-add in BLAS.
 COPY, MAC = 0.35, 0.04
 #: ns per unit of :func:`convcli.layers._fftconv.tile_cost`.
-FFT = 0.40
+FFT = 0.45
 #: Kernels larger than this on a side are not factored (an SVD would cost more than it could save).
 MAX_FACTOR = 64
 
