@@ -174,9 +174,11 @@ def load_kernel(spec: str, *, check_shape: Callable[[tuple[int, int]], None] | N
         ``"sobel-x"``, ``"kernels/ridge.txt"`` or ``"1,2,1;0,0,0;-1,-2,-1"``.
         Numbers may be written as fractions (``1/9``).
     check_shape : callable, optional
-        Called with the kernel's ``(Fh, Fw)`` before its values are read (for
-        ``.npy`` files, from the header), so that a kernel too large for the
-        image is refused without reading a large file; it raises to refuse.
+        For a ``.npy`` file, called with the ``(Fh, Fw)`` of its header before
+        its data is read, so that a kernel too large for the image is refused
+        without reading a large file; it raises to refuse.  (Text and JSON
+        files are at most :data:`MAX_TEXT_BYTES`; their shape is checked by the
+        caller after loading, as for names and inline matrices.)
 
     Returns
     -------
@@ -217,8 +219,6 @@ def load_kernel(spec: str, *, check_shape: Callable[[tuple[int, int]], None] | N
         except KernelError as exc:
             raise KernelError(f"{where}, row {i + 1}: {exc}") from None
     kernel = _to_matrix(rows, where, [f"row {i + 1}" for i in range(len(rows))])
-    if check_shape is not None:
-        check_shape(kernel.shape)
     return Filter("inline", kernel, f"Inline matrix '{spec}'.")
 
 
@@ -257,8 +257,6 @@ def _load_file(path: Path, check_shape=None) -> Filter:
             kernel = _parse_json(text, where)
         else:
             kernel = _parse_text(text, where)
-        if check_shape is not None:
-            check_shape(kernel.shape)
     return Filter(path.stem, kernel, f"Kernel file '{path}'.")
 
 
