@@ -231,10 +231,11 @@ class MapWriter:
             # spawn: workers are children of this process (fork is unsafe with threads; a forkserver's
             # children outlive a killed parent), so they can be told to die with it (_start_worker)
             context = multiprocessing.get_context("spawn")
-            self.stop = context.Event()
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop,)
-            )
+            with _stop_signals_blocked():  # the resource tracker starts here: it must not die of a group's SIGHUP
+                self.stop = context.Event()
+                self.pool = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop,)
+                )
         return self
 
     def write(self, folders: Sequence[str], maps: Sequence[np.ndarray]) -> None:
@@ -247,9 +248,9 @@ class MapWriter:
         futures = []
         for a in range(0, len(folders), step):
             part = [m[a : a + step] for m in maps]
-            futures.append(
-                (self.pool.submit(write_images, *self.task, folders[a : a + step], part), len(folders[a : a + step]))
-            )
+            with _stop_signals_blocked():  # submit starts the workers
+                future = self.pool.submit(write_images, *self.task, folders[a : a + step], part)
+            futures.append((future, len(folders[a : a + step])))
         self._drain()
         self.pending = futures
 
@@ -273,12 +274,39 @@ class MapWriter:
                 self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: The signals that stop a run: the parent handles them, its helper processes ignore them.
+_STOP_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block the stop signals in this thread while helper processes are started.
+
+    A process started now (a writer, multiprocessing's resource tracker) begins
+    with them blocked, so a signal sent to the whole process group cannot kill
+    it before it has chosen to ignore them (the tracker ignores SIGINT and
+    SIGTERM, and SIGHUP stays blocked in it).  This process does not miss them:
+    the kernel delivers them to another thread, and Python runs the handler
+    in the main thread as usual; a signal that comes anyway waits until the
+    block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _start_worker(stop) -> None:
     """Initializer of :class:`MapWriter`'s processes: ignore stop signals, die with the parent."""
     global _stop
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    for number in _STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by _stop_signals_blocked
     _stop = stop
     parent = os.getppid()
     if sys.platform.startswith("linux"):
