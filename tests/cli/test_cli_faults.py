@@ -142,6 +142,20 @@ def test_awkward_input_names_get_safe_folders_and_the_run_completes(tmp_path, na
     assert [e["file"] for e in json.loads((out / "manifest.json").read_text())["files"]] == [f"{folder}/box.png"]
 
 
+@pytest.mark.parametrize("name", ["sheet.png", "manifest.json", "digits-0/box.png"])
+def test_an_input_this_run_would_replace_is_refused(tmp_path, name):
+    out = tmp_path / "out"
+    assert invoke("filters", "render", digits(tmp_path), "-f", "box", "-o", out, "-q").exit_code == 0
+    source = out / name
+    if name == "manifest.json":  # only pictures and arrays are inputs: make it one
+        source.write_bytes(png_bytes(np.zeros((8, 8), np.uint8)))
+    before = tree(out)
+    result = invoke("filters", "render", source, tmp_path / "digits.idx", "-f", "box", "-o", out, "--force")
+    assert error_line(result) == (f"input '{source}' is a file this run would replace in '{out}'; copy it elsewhere "
+                                  "first or choose another folder with -o")
+    assert tree(out) == before
+
+
 class FullDisk:
     """``open`` for convcli.io.files whose files refuse writes after ``allowed`` files (ENOSPC)."""
 
