@@ -370,3 +370,14 @@ def test_hostile_kernels_through_the_cli(tmp_path):
     assert error_line(invoke("convolve", "-k", big)).startswith(f"kernel '{big}' (3000x3000) is larger than the image")
     assert error_line(invoke("filters", "render", digits(tmp_path), "-k", big, "-o", tmp_path / "o")).startswith(
         f"kernel '{big}' (3000x3000) is larger than the image '{tmp_path / 'digits.idx'}' (28x28)")
+
+
+def test_finite_maps_near_the_float_limit_render_without_warnings(tmp_path):
+    source = tmp_path / "edges.npy"
+    values = np.zeros((8, 8))
+    values[0, 0], values[7, 7] = -1e308, 1e308  # max - min overflows
+    np.save(source, values)
+    with _no_warnings():
+        result = invoke("filters", "render", source, "-f", "identity", "-o", tmp_path / "out", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "out" / "sheet.png").exists()

@@ -85,3 +85,29 @@ def test_malformed_npy_kernel_header(tmp_path):
     assert error_of(path).startswith(f"kernel file '{path}' is not a valid .npy file: TokenError")
     npy_header_only(path, (-1, -1))
     assert error_of(path) == f"kernel file '{path}' is not a valid .npy file: its header has shape (-1, -1)"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.text(alphabet="0123456789.,;-+eE/ []", max_size=60)))
+def test_fuzzed_kernel_specs_give_a_kernel_or_a_kernel_error(spec):
+    try:
+        kernel = load_kernel(spec)
+    except KernelError:
+        return
+    assert kernel.kernel.ndim == 2 and np.isfinite(kernel.kernel).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from([".json", ".txt", ".npy", ".csv"]))
+def test_fuzzed_kernel_files_give_a_kernel_or_a_kernel_error(tmp_path_factory, data, suffix):
+    path = tmp_path_factory.mktemp("k") / f"k{suffix}"
+    path.write_bytes((b"\x93NUMPY" if suffix == ".npy" else b"") + data)
+    try:
+        kernel = load_kernel(str(path))
+    except KernelError:
+        return
+    assert kernel.kernel.ndim == 2 and np.isfinite(kernel.kernel).all()
