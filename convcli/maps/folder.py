@@ -255,8 +255,15 @@ class MapWriter:
         self.pending = futures
 
     def _drain(self) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         for future, count in self.pending:
-            future.result()
+            try:
+                future.result()
+            except BrokenProcessPool:  # killed from outside (out of memory...): no traceback, say so
+                raise OutputError(
+                    f"a writer process for '{self.task[0]}' ended abruptly (killed, or out of memory?)"
+                ) from None
             self._advance(count)
         self.pending = []
 

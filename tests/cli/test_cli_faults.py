@@ -381,3 +381,19 @@ def test_finite_maps_near_the_float_limit_render_without_warnings(tmp_path):
         result = invoke("filters", "render", source, "-f", "identity", "-o", tmp_path / "out", "-q")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "out" / "sheet.png").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_writer_process_is_one_error_line(tmp_path):
+    source, out = digits(tmp_path, count=5000), tmp_path / "out"
+    run = subprocess.Popen(CONVCLI + ["filters", "render", str(source), "-f", "box", "-o", str(out), "-q"],
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*/box.png"))) < 50:
+        time.sleep(0.05)
+    writers = [pid for pid in children_of(run.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    os.kill(writers[0], signal.SIGKILL)
+    _, stderr = run.communicate(timeout=60)
+    assert run.returncode == 2
+    assert stderr.splitlines() == [f"Error: a writer process for '{out}' ended abruptly (killed, or out of memory?); "
+                                   f"'{out}' holds the maps written so far, without manifest.json or sheet.png"]
