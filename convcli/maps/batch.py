@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from convcli.errors import ConvcliError, KernelError, OutputError, ParameterError, ShapeError
+from convcli.errors import ConvcliError, KernelError, ParameterError, ShapeError
 from convcli.io.files import atomic_write_bytes
 from convcli.io.images import SAMPLE_DIR, ImageSource, open_source, parse_indices
 from convcli.io.kernels import Filter
@@ -45,6 +45,7 @@ from convcli.maps.folder import (
     check_folder,
     cpu_count,
     locked_folder,
+    refuse_inputs_among_outputs,
     remove_old_results,
     safe_name,
     unused_name,
@@ -210,7 +211,8 @@ def plan_render(
 
     out_dir = Path(out_dir)
     check_folder(out_dir, (f for job in jobs for f in job.folders), [MANIFEST] + [SHEET] * sheet, force=force)
-    _refuse_inputs_among_outputs(jobs, out_dir, file_names)
+    refuse_inputs_among_outputs([job.source.name for job in jobs], out_dir,
+                                {f for job in jobs for f in job.folders}, file_names)
     for job in jobs:
         for chunk, _ in _chunks(job, budget):
             job.source.read(chunk, dtype=None)  # ImageFormatError for corrupt data or NaN/inf pixels
@@ -227,25 +229,6 @@ def plan_render(
         sheet=sheet,
         force=force,
     )
-
-
-def _refuse_inputs_among_outputs(jobs: Sequence[Job], out_dir: Path, file_names: Sequence[str]) -> None:
-    """OutputError for an input that this run would delete or overwrite (``-o`` its own folder with ``--force``)."""
-    if not out_dir.exists():
-        return
-    root, folders = out_dir.resolve(), {f for job in jobs for f in job.folders}
-    for job in jobs:
-        if job.source.name == "stdin":
-            continue
-        try:
-            parts = Path(job.source.name).resolve().relative_to(root).parts
-        except (ValueError, OSError):
-            continue
-        if parts in ((MANIFEST,), (SHEET,)) or (len(parts) == 2 and parts[0] in folders and parts[1] in file_names):
-            raise OutputError(
-                f"input '{job.source.name}' is a file this run would replace in '{out_dir}'; copy it elsewhere "
-                "first or choose another folder with -o"
-            )
 
 
 def _unique_filters(filters: Sequence[Filter]) -> tuple[list[Filter], list[str]]:

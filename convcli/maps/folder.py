@@ -100,6 +100,27 @@ def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str],
             raise OutputError(f"cannot write into '{path}': it is a file, not a folder")
 
 
+def refuse_inputs_among_outputs(inputs: Iterable[str], out_dir: Path, folders: set[str],
+                                file_names: Sequence[str]) -> None:
+    """OutputError for an input path that a run writing ``folders`` × ``file_names``, ``manifest.json`` and
+    ``sheet.png`` into ``out_dir`` would delete or overwrite (``-o`` its own folder with ``--force``)."""
+    if not out_dir.exists():
+        return
+    root = out_dir.resolve()
+    for name in inputs:
+        if name == "stdin":
+            continue
+        try:
+            parts = Path(name).resolve().relative_to(root).parts
+        except (ValueError, OSError):
+            continue
+        if parts in ((MANIFEST,), (SHEET,)) or (len(parts) == 2 and parts[0] in folders and parts[1] in file_names):
+            raise OutputError(
+                f"input '{name}' is a file this run would replace in '{out_dir}'; copy it elsewhere "
+                "first or choose another folder with -o"
+            )
+
+
 @contextlib.contextmanager
 def locked_folder(out_dir: Path) -> Iterator[None]:
     """Create ``out_dir`` if needed and hold an exclusive lock on it while the block runs.
@@ -234,7 +255,7 @@ class MapWriter:
             with _stop_signals_blocked():  # the resource tracker starts here: it must not die of a group's SIGHUP
                 self.stop = context.Event()
                 self.pool = ProcessPoolExecutor(
-                    self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop,)
+                    self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop, os.getpid())
                 )
         return self
 
@@ -307,15 +328,14 @@ def _stop_signals_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _start_worker(stop) -> None:
-    """Initializer of :class:`MapWriter`'s processes: ignore stop signals, die with the parent."""
+def _start_worker(stop, parent: int) -> None:
+    """Initializer of :class:`MapWriter`'s processes: ignore stop signals, die with the parent (pid ``parent``)."""
     global _stop
     for number in _STOP_SIGNALS:
         signal.signal(number, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by _stop_signals_blocked
     _stop = stop
-    parent = os.getppid()
     if sys.platform.startswith("linux"):
         import ctypes
 
