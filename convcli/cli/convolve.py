@@ -14,11 +14,11 @@ import click
 
 from convcli.cli.common import (
     CliError,
-    silence_stdout,
     conv_options,
     handle_errors,
     picture_options,
     preview,
+    silence_stdout,
     stderr_console,
     stdout_console,
 )
