@@ -108,6 +108,14 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def check_stdin(label: str) -> None:
+    """Refuse ``-`` as an input when stdin is closed (started with ``<&-``) or a terminal, before any work."""
+    if sys.stdin is None or getattr(sys.stdin, "closed", False):
+        raise CliError(f"{label} '-' reads image bytes from stdin, which is closed; pipe a file in")
+    if sys.stdin.isatty():
+        raise CliError(f"{label} '-' reads image bytes from stdin, which is a terminal; pipe a file in")
+
+
 def silence_stdout() -> None:
     """Point stdout at /dev/null, so that Python's last flush at exit cannot fail (and print) again."""
     try:

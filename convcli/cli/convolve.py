@@ -14,6 +14,7 @@ import click
 
 from convcli.cli.common import (
     CliError,
+    check_stdin,
     conv_options,
     handle_errors,
     picture_options,
@@ -87,8 +88,8 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
     if output not in (None, "-"):
         writing.output_format(output)
         check_writable(output, force=force)
-    if image == "-" and sys.stdin.isatty():
-        raise CliError("IMAGE '-' reads image bytes from stdin, which is a terminal; pipe a file in")
+    if image == "-":
+        check_stdin("IMAGE")
     _warn_png_only(output, quiet)
 
     source = images.open_source(image if image is not None else images.default_sample(), key=key)

@@ -15,6 +15,7 @@ from convcli.cli.common import (
     NORMALIZATIONS,
     CliError,
     Interrupted,
+    check_stdin,
     conv_options,
     handle_errors,
     interrupted_message,
@@ -217,8 +218,8 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     from convcli.maps import batch, single
 
     started = time.perf_counter()
-    if "-" in inputs and sys.stdin.isatty():
-        raise CliError("INPUT '-' reads image bytes from stdin, which is a terminal; pipe a file in")
+    if "-" in inputs:
+        check_stdin("INPUT")
     sources = [images.open_source(s, key=key) for s in list(inputs) or batch.sample_inputs()]
 
     def fits(spec):  # a kernel file's shape is checked against every input before its data is read

@@ -212,6 +212,8 @@ def open_source(source: str | os.PathLike, *, key: str | None = None) -> ImageSo
         ``key`` given for a format without keys.
     """
     if str(source) == "-":
+        if sys.stdin is None or sys.stdin.closed:
+            raise ImageFormatError("stdin is closed; pipe a file in")
         return _from_bytes(_read_capped(sys.stdin.buffer, "stdin"), name="stdin", stem="stdin", key=key)
     path, name = Path(source), str(source)
     where = f"input '{name}'"

@@ -397,3 +397,12 @@ def test_a_killed_writer_process_is_one_error_line(tmp_path):
     assert run.returncode == 2
     assert stderr.splitlines() == [f"Error: a writer process for '{out}' ended abruptly (killed, or out of memory?); "
                                    f"'{out}' holds the maps written so far, without manifest.json or sheet.png"]
+
+
+@pytest.mark.parametrize("args, label", [("convolve - -k box", "IMAGE"), ("filters render - -f box -o x", "INPUT")])
+def test_closed_stdin_as_input(tmp_path, args, label):
+    result = subprocess.run(f"{sys.executable} -c 'from convcli.cli import main; main()' {args} <&-", shell=True,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        2, f"Error: {label} '-' reads image bytes from stdin, which is closed; pipe a file in\n")
+    assert os.listdir(tmp_path) == []
