@@ -108,11 +108,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def check_stdin(label: str) -> None:
-    """Refuse ``-`` as an input when stdin is closed (started with ``<&-``) or a terminal, before any work."""
-    if sys.stdin is None or getattr(sys.stdin, "closed", False):
+def check_stdin(label: str, stdin) -> None:
+    """Refuse ``-`` as an input when ``stdin`` is closed (started with ``<&-``) or a terminal, before any work."""
+    if stdin is None or getattr(stdin, "closed", False):
         raise CliError(f"{label} '-' reads image bytes from stdin, which is closed; pipe a file in")
-    if sys.stdin.isatty():
+    if stdin.isatty():
         raise CliError(f"{label} '-' reads image bytes from stdin, which is a terminal; pipe a file in")
 
 

@@ -89,7 +89,7 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
         writing.output_format(output)
         check_writable(output, force=force)
     if image == "-":
-        check_stdin("IMAGE")
+        check_stdin("IMAGE", sys.stdin)
     _warn_png_only(output, quiet)
 
     source = images.open_source(image if image is not None else images.default_sample(), key=key)

@@ -219,7 +219,7 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
 
     started = time.perf_counter()
     if "-" in inputs:
-        check_stdin("INPUT")
+        check_stdin("INPUT", sys.stdin)
     sources = [images.open_source(s, key=key) for s in list(inputs) or batch.sample_inputs()]
 
     def fits(spec):  # a kernel file's shape is checked against every input before its data is read
