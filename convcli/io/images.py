@@ -116,10 +116,14 @@ class ImageSource:
             file, or NaN/inf pixels (only floats can hold them, so only floats
             are scanned).
         """
-        wanted = np.arange(self.count) if indices is None else np.asarray(list(indices), dtype=np.int64)
-        for i in wanted.tolist():
-            if not 0 <= i < self.count:
-                raise ImageFormatError(f"index {i} is out of range: {self._holds()}")
+        if indices is None:
+            wanted = np.arange(self.count)
+        else:
+            wanted = [int(i) for i in indices]
+            for i in wanted:  # before int64: --index 10**30 is out of range, not an OverflowError
+                if not 0 <= i < self.count:
+                    raise ImageFormatError(f"index {i} is out of range: {self._holds()}")
+            wanted = np.asarray(wanted, dtype=np.int64)
         values = np.asarray(self._loader(wanted, color))
         out = values if dtype is None else values.astype(dtype)  # astype: always a fresh, writable array
         if color and out.ndim == 3:

@@ -406,3 +406,9 @@ def test_closed_stdin_as_input(tmp_path, args, label):
     assert (result.returncode, result.stderr) == (
         2, f"Error: {label} '-' reads image bytes from stdin, which is closed; pipe a file in\n")
     assert os.listdir(tmp_path) == []
+
+
+def test_huge_index_is_out_of_range_not_an_overflow(tmp_path):
+    source = digits(tmp_path)
+    assert error_line(invoke("convolve", source, "-k", "box", "--index", str(10**30))) == (
+        f"index {10**30} is out of range: '{source}' holds 6 images (valid: 0..5)")
