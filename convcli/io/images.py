@@ -216,7 +216,7 @@ def open_source(source: str | os.PathLike, *, key: str | None = None) -> ImageSo
         ``key`` given for a format without keys.
     """
     if str(source) == "-":
-        if sys.stdin is None or sys.stdin.closed:
+        if sys.stdin is None or getattr(sys.stdin, "closed", False):
             raise ImageFormatError("stdin is closed; pipe a file in")
         return _from_bytes(_read_capped(sys.stdin.buffer, "stdin"), name="stdin", stem="stdin", key=key)
     path, name = Path(source), str(source)
