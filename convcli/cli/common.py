@@ -65,13 +65,15 @@ def interrupted_message(exc: KeyboardInterrupt) -> str:
 def stop_signals_as_interrupts():
     """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt).
 
-    Only in the main thread (where Python runs signal handlers); the previous
-    handlers come back afterwards.
+    Only in the main thread (where Python runs signal handlers), and not for a
+    signal that was ignored when convcli started (``nohup`` ignores SIGHUP);
+    the previous handlers come back afterwards.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {number: signal.signal(number, _raise_terminated) for number in STOP_SIGNALS}
+    previous = {number: signal.signal(number, _raise_terminated) for number in STOP_SIGNALS
+                if signal.getsignal(number) is not signal.SIG_IGN}
     try:
         yield
     finally:

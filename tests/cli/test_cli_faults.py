@@ -412,3 +412,17 @@ def test_huge_index_is_out_of_range_not_an_overflow(tmp_path):
     source = digits(tmp_path)
     assert error_line(invoke("convolve", source, "-k", "box", "--index", str(10**30))) == (
         f"index {10**30} is out of range: '{source}' holds 6 images (valid: 0..5)")
+
+
+def test_nohup_keeps_sighup_ignored(monkeypatch):
+    from convcli.cli import common
+
+    monkeypatch.setattr(signal, "signal", signal.signal)  # restored by monkeypatch
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with common.stop_signals_as_interrupts():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is common._raise_terminated
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
