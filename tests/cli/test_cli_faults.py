@@ -414,10 +414,9 @@ def test_huge_index_is_out_of_range_not_an_overflow(tmp_path):
         f"index {10**30} is out of range: '{source}' holds 6 images (valid: 0..5)")
 
 
-def test_nohup_keeps_sighup_ignored(monkeypatch):
+def test_nohup_keeps_sighup_ignored():
     from convcli.cli import common
 
-    monkeypatch.setattr(signal, "signal", signal.signal)  # restored by monkeypatch
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         with common.stop_signals_as_interrupts():
