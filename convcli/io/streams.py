@@ -59,6 +59,7 @@ class StreamedArray:
         self.order, self.describe, self.kind = order, describe, kind
         self._opener, self._stream = opener, None
         self._data, self._whole = bytearray(), None  # the bytes so far; the array once all are there
+        self._error: ImageFormatError | None = None  # once the stream has failed, every later read fails
         self.nbytes = math.prod(self.shape) * self.dtype.itemsize
         self._item_bytes = self.nbytes // self.shape[0] if len(self.shape) == 3 else self.nbytes
 
@@ -85,6 +86,8 @@ class StreamedArray:
 
     def _fill(self, target: int) -> None:
         """Decompress until ``target`` bytes are held (and check the end once all are)."""
+        if self._error is not None:
+            raise self._error
         if len(self._data) >= target:
             return
         try:
@@ -108,12 +111,15 @@ class StreamedArray:
                     )
                 flat = np.frombuffer(self._data, self.dtype)
                 self._whole = flat.reshape(self.shape, order=self.order)
-        except ImageFormatError:
-            self._close()
-            raise
+        except ImageFormatError as exc:
+            self._fail(exc)
         except DECOMPRESSION_ERRORS as exc:
-            self._close()
-            raise ImageFormatError(f"{self.where} has corrupt or truncated compressed data ({exc})") from None
+            self._fail(ImageFormatError(f"{self.where} has corrupt or truncated compressed data ({exc})"))
+
+    def _fail(self, error: ImageFormatError) -> None:
+        self._close()
+        self._error = error
+        raise error from None
 
     def _close(self) -> None:
         stream, self._stream = self._stream, None

@@ -103,6 +103,8 @@ def test_truncated_gzip_is_found_when_the_missing_items_are_read(tmp_path):
     assert str(err.value) == (
         f"input '{path}' is truncated: its IDX header says 10x2x2 ubyte = 40 bytes of data, but only 24 follow"
     )
+    with pytest.raises(ImageFormatError, match="is truncated"):  # again: never data read from a reopened stream
+        source.read([5])
 
 
 def test_stdin_is_held_once(monkeypatch):
