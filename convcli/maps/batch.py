@@ -319,9 +319,10 @@ def run_render(
     Notes
     -----
     The folder is locked for the whole run (:func:`~convcli.maps.folder.locked_folder`):
-    a second render into it fails at once.  With ``plan.force``, the old
-    ``manifest.json`` and ``sheet.png`` are deleted before the first map is
-    written, and the new ones are written only when every map is: so a folder
+    a second render into it fails at once.  An old ``manifest.json`` and
+    ``sheet.png`` (there only when the plan may replace files: ``force``) are
+    deleted before the first map is written, and the new ones are written
+    only when every map is: so a folder
     never holds a manifest describing pictures it does not hold, even after a
     run that failed or was interrupted.
 
@@ -337,8 +338,9 @@ def run_render(
         # again, under the lock: another render may have written here since plan_render looked
         check_folder(plan.out_dir, (f for job in plan.jobs for f in job.folders), [MANIFEST] + [SHEET] * plan.sheet,
                      force=plan.force)
-        if plan.force:  # a run that stops half-way must not leave a manifest describing other maps
-            remove_old_results(plan.out_dir, (MANIFEST, SHEET))
+        # a run that stops half-way must not leave a manifest describing other maps (only a run allowed to
+        # replace files gets here with a manifest in the folder)
+        remove_old_results(plan.out_dir, (MANIFEST, SHEET))
         try:
             return _run(plan, progress, workers, budget)
         except ConvcliError as exc:  # a full disk, a folder made read-only...: say what is left
