@@ -53,7 +53,8 @@ from convcli.maps.folder import (
 )
 from convcli.maps.levels import to_uint8, to_uint8_each
 from convcli.maps.single import check_finite, check_padded_size
-from convcli.maps.sheet import SHEET_MAX_ROWS, SHEET_MIN_CELL, contact_sheet, display_input
+from convcli.io.pictures import MAX_PIXELS
+from convcli.maps.sheet import SHEET_MAX_ROWS, SHEET_MIN_CELL, cell_scale, contact_sheet, display_input, rows_that_fit
 from convcli.maps.writing import check_size, encode_png
 
 #: Bytes of activation maps (float64) computed per chunk; bounds the memory of a run.
@@ -104,6 +105,7 @@ class RenderPlan:
     size: int | None = None
     sheet: bool = True
     force: bool = False
+    sheet_rows: int = SHEET_MAX_ROWS  # rows the sheet shows: fewer when many filters would make it huge
 
     @property
     def total(self) -> int:
@@ -228,7 +230,20 @@ def plan_render(
         size=None if size is None else int(size),
         sheet=sheet,
         force=force,
+        sheet_rows=_sheet_rows(jobs, len(filters)) if sheet else 0,
     )
+
+
+def _sheet_rows(jobs: Sequence[Job], filters: int) -> int:
+    """Rows of the contact sheet, so that it stays within the picture limit; ParameterError when none fits."""
+    side = max(cell_scale([job.source.shape, *job.map_shape])[0] for job in jobs)  # at least the side drawn
+    rows = rows_that_fit(side, filters)
+    if rows == 0:
+        raise ParameterError(
+            f"a contact sheet of {filters:,} filters would pass the limit of {MAX_PIXELS:,} pixels in one row; "
+            "use --no-sheet or fewer filters"
+        )
+    return rows
 
 
 def _unique_filters(filters: Sequence[Filter]) -> tuple[list[Filter], list[str]]:
@@ -352,7 +367,7 @@ def run_render(
 def _run(plan: RenderPlan, progress: Progress | None, workers: int | None, budget: int) -> RenderResult:
     records = []  # (job, indices, folders, lows (n, K), highs (n, K)) per chunk: the manifest
     sheet_rows: list = []
-    shown = SHEET_MAX_ROWS if plan.sheet else 0
+    shown = plan.sheet_rows if plan.sheet else 0
     workers = default_workers(plan) if workers is None else workers
     writer = MapWriter(
         plan.out_dir, plan.file_names, size=plan.size, force=plan.force, workers=workers, progress=progress

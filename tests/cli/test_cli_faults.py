@@ -425,3 +425,23 @@ def test_nohup_keeps_sighup_ignored():
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_the_sheet_of_many_filters_stays_a_picture_viewers_open(tmp_path):
+    from convcli.errors import ParameterError
+    from convcli.io.kernels import Filter
+    from convcli.maps.batch import plan_render, run_render
+
+    source = digits(tmp_path, count=64)
+    bank = [Filter(f"k{i}", np.array([[i, 1.0], [1.0, 1.0]]), "") for i in range(300)]
+    plan = plan_render([source], bank, tmp_path / "out")
+    assert 1 <= plan.sheet_rows < 64
+    result = run_render(plan, workers=0)
+    from PIL import Image
+
+    with Image.open(result.sheet) as sheet:
+        assert sheet.width * sheet.height <= MAX_PIXELS
+    with pytest.raises(ParameterError, match="a contact sheet of 3,000 filters would pass the limit of 50,000,000 "
+                                             "pixels in one row; use --no-sheet or fewer filters"):
+        plan_render([source], [Filter(f"k{i}", np.ones((2, 2)) * i, "") for i in range(3000)], tmp_path / "out2")
+    assert plan_render([source], bank[:25], tmp_path / "out3").sheet_rows == 64
