@@ -20,9 +20,12 @@ from helpers_images import idx_bytes, png_bytes
 from convcli.cli import cli
 from convcli.io import files as io_files
 from convcli.io.pictures import MAX_PIXELS
+from convcli.maps.batch import PARALLEL_MIN_MAPS
 from convcli.maps.folder import locked_folder
 
 CONVCLI = [sys.executable, "-c", "from convcli.cli import main; main()"]
+#: Items of a one-filter render large enough to be written by writer processes.
+WRITER_JOB = PARALLEL_MIN_MAPS + 1000
 
 
 def invoke(*args, input=None):
@@ -225,7 +228,7 @@ def alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_stop_render_and_its_writers_cleanly(tmp_path, signum):
-    source, out = digits(tmp_path, count=5000), tmp_path / "out"
+    source, out = digits(tmp_path, count=WRITER_JOB), tmp_path / "out"
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     run = subprocess.Popen(CONVCLI + ["filters", "render", str(source), "-f", "box", "-o", str(out), "-q"],
@@ -252,7 +255,7 @@ def test_sigterm_and_sighup_stop_render_and_its_writers_cleanly(tmp_path, signum
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_writers_die_with_a_killed_parent(tmp_path):
-    source, out = digits(tmp_path, count=5000), tmp_path / "out"
+    source, out = digits(tmp_path, count=WRITER_JOB), tmp_path / "out"
     run = subprocess.Popen(CONVCLI + ["filters", "render", str(source), "-f", "box", "-o", str(out), "-q"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -385,7 +388,7 @@ def test_finite_maps_near_the_float_limit_render_without_warnings(tmp_path):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_writer_process_is_one_error_line(tmp_path):
-    source, out = digits(tmp_path, count=5000), tmp_path / "out"
+    source, out = digits(tmp_path, count=WRITER_JOB), tmp_path / "out"
     run = subprocess.Popen(CONVCLI + ["filters", "render", str(source), "-f", "box", "-o", str(out), "-q"],
                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
