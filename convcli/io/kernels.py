@@ -30,12 +30,10 @@ import numpy as np
 
 from convcli.errors import ImageFormatError, KernelError
 from convcli.io import npyfiles
-from convcli.io.pictures import MAX_PIXELS
+from convcli.io import pictures
 
 #: Kernel file extensions read by :func:`load_kernel`.
 KERNEL_FILE_TYPES = (".txt", ".csv", ".json", ".npy")
-#: The most values a kernel may hold (as many as an image's pixels); checked on a ``.npy`` header.
-MAX_KERNEL_VALUES = MAX_PIXELS
 #: The largest text or JSON kernel file read (bytes).
 MAX_TEXT_BYTES = 16 * 2**20
 
@@ -277,9 +275,10 @@ def _load_npy(path: Path, where: str, check_shape=None) -> np.ndarray:
                 from None
         if len(header.shape) != 2:
             raise KernelError(f"{where} holds an array of shape {header.shape}; expected a 2-D array")
-        if math.prod(header.shape) > MAX_KERNEL_VALUES:
+        limit = pictures.MAX_PIXELS  # a kernel may hold as many values as an image has pixels
+        if limit is not None and math.prod(header.shape) > limit:
             raise KernelError(f"{where} holds a {header.shape[0]}x{header.shape[1]} kernel, more than the limit of "
-                              f"{MAX_KERNEL_VALUES:,} values")
+                              f"{limit:,} values")
         try:
             npyfiles.check_data_size(header, os.fstat(handle.fileno()).st_size - header.offset, where)
         except ImageFormatError as exc:

@@ -53,8 +53,15 @@ from convcli.maps.folder import (
 )
 from convcli.maps.levels import to_uint8, to_uint8_each
 from convcli.maps.single import check_finite, check_padded_size
-from convcli.io.pictures import MAX_PIXELS
-from convcli.maps.sheet import SHEET_MAX_ROWS, SHEET_MIN_CELL, cell_scale, contact_sheet, display_input, rows_that_fit
+from convcli.maps.sheet import (
+    SHEET_MAX_PIXELS,
+    SHEET_MAX_ROWS,
+    SHEET_MIN_CELL,
+    cell_scale,
+    contact_sheet,
+    display_input,
+    rows_that_fit,
+)
 from convcli.maps.writing import check_size, encode_png
 
 #: Bytes of activation maps (float64) computed per chunk; bounds the memory of a run.
@@ -240,7 +247,7 @@ def _sheet_rows(jobs: Sequence[Job], filters: int) -> int:
     rows = rows_that_fit(side, filters)
     if rows == 0:
         raise ParameterError(
-            f"a contact sheet of {filters:,} filters would pass the limit of {MAX_PIXELS:,} pixels in one row; "
+            f"a contact sheet of {filters:,} filters would pass the limit of {SHEET_MAX_PIXELS:,} pixels in one row; "
             "use --no-sheet or fewer filters"
         )
     return rows

@@ -8,11 +8,12 @@ from __future__ import annotations
 import numpy as np
 
 from convcli.errors import ParameterError
-from convcli.io.pictures import MAX_PIXELS
 from convcli.maps.levels import to_uint8, upscale
 
 #: The most rows a contact sheet shows; later images are left out with a note.
 SHEET_MAX_ROWS = 64
+#: The largest contact sheet (pixels): fewer rows are shown rather than a sheet viewers refuse to open.
+SHEET_MAX_PIXELS = 50_000_000
 #: The smallest cell (in pixels) of a contact sheet; small maps are upscaled to it.
 SHEET_MIN_CELL = 96
 
@@ -231,7 +232,7 @@ def contact_sheet(
     return np.asarray(sheet)
 
 
-def rows_that_fit(side: int, filters: int, *, limit: int = MAX_PIXELS, rows: int = SHEET_MAX_ROWS) -> int:
+def rows_that_fit(side: int, filters: int, *, limit: int = SHEET_MAX_PIXELS, rows: int = SHEET_MAX_ROWS) -> int:
     """How many rows (at most ``rows``) a sheet with cells of ``side`` pixels and ``filters`` map columns
     may have and stay within ``limit`` pixels; 0 when not even one row fits.
 

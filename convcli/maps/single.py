@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from convcli.errors import ImageFormatError, ParameterError, ShapeError
-from convcli.io.pictures import MAX_PIXELS
+from convcli.io import pictures
 from convcli.layers import BORDERS, conv_forward, conv_forward_rows, pad_widths
 from convcli.maps.levels import to_uint8
 
@@ -120,10 +120,11 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
 def check_padded_size(padded: tuple[int, int], padding, what: str) -> None:
     """Refuse a padded image of more than :data:`convcli.io.pictures.MAX_PIXELS` pixels (the limit of
     ``--size`` and of inputs), before anything that large is allocated."""
-    if padded[0] * padded[1] > MAX_PIXELS:
+    limit = pictures.MAX_PIXELS  # read now: the CLI may change it
+    if limit is not None and padded[0] * padded[1] > limit:
         raise ParameterError(
             f"padding {padding!r} would make {what} {padded[0]}x{padded[1]} = {padded[0] * padded[1]:,} pixels, "
-            f"more than the limit of {MAX_PIXELS:,}; use a smaller padding"
+            f"more than the limit of {limit:,}; use a smaller padding"
         )
 
 

@@ -22,6 +22,7 @@ from convcli.io import files as io_files
 from convcli.io.pictures import MAX_PIXELS
 from convcli.maps.batch import PARALLEL_MIN_MAPS
 from convcli.maps.folder import locked_folder
+from convcli.maps.sheet import SHEET_MAX_PIXELS
 
 CONVCLI = [sys.executable, "-c", "from convcli.cli import main; main()"]
 #: Items of a one-filter render large enough to be written by writer processes.
@@ -443,7 +444,7 @@ def test_the_sheet_of_many_filters_stays_a_picture_viewers_open(tmp_path):
     from PIL import Image
 
     with Image.open(result.sheet) as sheet:
-        assert sheet.width * sheet.height <= MAX_PIXELS
+        assert sheet.width * sheet.height <= SHEET_MAX_PIXELS
     with pytest.raises(ParameterError, match="a contact sheet of 3,000 filters would pass the limit of 50,000,000 "
                                              "pixels in one row; use --no-sheet or fewer filters"):
         plan_render([source], [Filter(f"k{i}", np.ones((2, 2)) * i, "") for i in range(3000)], tmp_path / "out2")

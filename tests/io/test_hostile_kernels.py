@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from convcli.errors import KernelError, ShapeError
-from convcli.io.kernels import MAX_KERNEL_VALUES, load_kernel
+from convcli.io.kernels import load_kernel
+from convcli.io.pictures import MAX_PIXELS
 
 
 def error_of(spec, **kwargs) -> str:
@@ -57,7 +58,7 @@ def test_npy_header_claiming_100000_squared_is_refused_from_the_header(tmp_path)
     path = tmp_path / "claim.npy"
     npy_header_only(path, (100_000, 100_000))
     assert error_of(path) == (f"kernel file '{path}' holds a 100000x100000 kernel, more than the limit of "
-                              f"{MAX_KERNEL_VALUES:,} values")
+                              f"{MAX_PIXELS:,} values")
 
 
 def test_large_sparse_npy_kernel_is_checked_before_its_data_is_read(tmp_path):
