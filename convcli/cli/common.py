@@ -5,8 +5,12 @@ in the other ``cli*.py`` modules, nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
 import sys
+import threading
 from typing import Any, Callable
 
 import click
@@ -20,23 +24,108 @@ class CliError(click.ClickException):
     exit_code = 2
 
 
+class Interrupted(click.ClickException):
+    """Ctrl-C, SIGTERM or SIGHUP: one ``Error:`` line, exit status 128 + the signal (130 for Ctrl-C)."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it cleans up exactly as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+#: Signals handled like Ctrl-C (SIGINT already raises KeyboardInterrupt).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    for number in STOP_SIGNALS:  # a second signal during the clean-up ends the process at once
+        signal.signal(number, signal.SIG_DFL)
+    raise Terminated(signum)
+
+
+def signal_of(exc: KeyboardInterrupt) -> int:
+    """The signal behind an interrupt: SIGTERM/SIGHUP for :class:`Terminated`, else SIGINT."""
+    return getattr(exc, "signum", int(signal.SIGINT))
+
+
+def interrupted_message(exc: KeyboardInterrupt) -> str:
+    """``"interrupted"`` for Ctrl-C, ``"terminated by SIGTERM"`` for the others."""
+    signum = signal_of(exc)
+    return "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
+
+
+@contextlib.contextmanager
+def stop_signals_as_interrupts():
+    """While the block runs, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt).
+
+    Only in the main thread (where Python runs signal handlers), and not for a
+    signal that was ignored when convcli started (``nohup`` ignores SIGHUP);
+    the previous handlers come back afterwards.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _raise_terminated) for number in STOP_SIGNALS
+                if signal.getsignal(number) is not signal.SIG_IGN}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the core's :class:`ConvcliError` (and unreadable files) into one ``Error:`` line.
 
+    Ctrl-C, SIGTERM and SIGHUP stop the command the same way: the exception
+    unwinds through every ``with`` block (temporary files are removed, writer
+    processes stopped), then one ``Error: interrupted`` line and exit status
+    128 + the signal (130, 143, 129), instead of click's "Aborted!" and 1.
     Real bugs (any other exception) still show their traceback.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with stop_signals_as_interrupts():
+                return func(*args, **kwargs)
         except ConvcliError as exc:
             raise CliError(str(exc)) from exc
+        except KeyboardInterrupt as exc:
+            raise Interrupted(interrupted_message(exc), signal_of(exc)) from None
+        except BrokenPipeError:  # e.g. "convcli filters list | head -1"
+            silence_stdout()
+            raise CliError("cannot write to stdout: the program reading it has exited (broken pipe)") from None
         except OSError as exc:  # file system trouble the core did not anticipate
             where = f" '{exc.filename}'" if getattr(exc, "filename", None) else ""
             raise CliError(f"cannot access{where}: {exc.strerror or exc}") from exc
 
     return wrapper
+
+
+def check_stdin(label: str, stdin) -> None:
+    """Refuse ``-`` as an input when ``stdin`` is closed (started with ``<&-``) or a terminal, before any work."""
+    if stdin is None or getattr(stdin, "closed", False):
+        raise CliError(f"{label} '-' reads image bytes from stdin, which is closed; pipe a file in")
+    if stdin.isatty():
+        raise CliError(f"{label} '-' reads image bytes from stdin, which is a terminal; pipe a file in")
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's last flush at exit cannot fail (and print) again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):  # no real stdout (tests, closed): nothing to silence
+        pass
 
 
 @functools.lru_cache(maxsize=None)

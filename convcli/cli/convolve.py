@@ -14,10 +14,12 @@ import click
 
 from convcli.cli.common import (
     CliError,
+    check_stdin,
     conv_options,
     handle_errors,
     picture_options,
     preview,
+    silence_stdout,
     stderr_console,
     stdout_console,
 )
@@ -79,17 +81,20 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
     from convcli.maps import writing
     from convcli.maps.levels import to_uint8
 
+    if output == "-" and (sys.stdout is None or getattr(sys.stdout, "closed", False)):  # started with >&-
+        raise CliError("-o - writes PNG bytes to stdout, which is closed; redirect it (> map.png)")
     if output == "-" and sys.stdout.isatty():
         raise CliError("-o - writes PNG bytes to stdout, which is a terminal; redirect it (> map.png)")
     if output not in (None, "-"):
         writing.output_format(output)
         check_writable(output, force=force)
-    if image == "-" and sys.stdin.isatty():
-        raise CliError("IMAGE '-' reads image bytes from stdin, which is a terminal; pipe a file in")
+    if image == "-":
+        check_stdin("IMAGE", sys.stdin)
     _warn_png_only(output, quiet)
 
-    kernel = kernels.load_kernel(kernel_spec)
     source = images.open_source(image if image is not None else images.default_sample(), key=key)
+    kernel = kernels.load_kernel(kernel_spec, check_shape=lambda shape: maps.check_fits(
+        source.shape, shape, padding=padding, stride=stride, names=(f"'{source.name}'", f"'{kernel_spec}'")))
     X = source.read([0 if index is None else index], color=color, dtype=None)[0]  # uint8 stays uint8
     options = dict(padding=padding, stride=stride, flip=flip, border=border)
     names = (f"'{source.name}'", f"'{kernel.name}'")
@@ -107,9 +112,7 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
         raise CheckFailed(str(check))
 
     if output == "-":
-        stream = sys.stdout.buffer
-        writing.save_png(levels, stream, size=size)
-        stream.flush()
+        write_stdout(lambda stream: writing.save_png(levels, stream, size=size))
     elif output is not None:
         if png:
             written = writing.write_picture(output, levels, size=size, force=force)
@@ -123,6 +126,19 @@ def convolve(image, kernel_spec, output, padding, border, stride, flip, index, k
     if check is not None and not quiet:
         console = stderr_console() if output == "-" else stdout_console()
         console.print(str(check), markup=False, highlight=False, soft_wrap=True)
+
+
+def write_stdout(write) -> None:
+    """``write(sys.stdout.buffer)`` then flush; a full disk or a closed pipe is one Error line naming stdout."""
+    stream = sys.stdout.buffer
+    try:
+        write(stream)
+        stream.flush()
+    except OSError as exc:
+        silence_stdout()
+        reason = "the program reading it has exited (broken pipe)" if isinstance(exc, BrokenPipeError) else (
+            exc.strerror or str(exc))
+        raise CliError(f"cannot write the PNG to stdout: {reason}") from None
 
 
 def _describe(source, index, kernel) -> str:

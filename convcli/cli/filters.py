@@ -14,11 +14,15 @@ import click
 from convcli.cli.common import (
     NORMALIZATIONS,
     CliError,
+    Interrupted,
+    check_stdin,
     conv_options,
     handle_errors,
+    interrupted_message,
     picture_options,
     preview,
     progress_enabled,
+    signal_of,
     stderr_console,
     stdout_console,
 )
@@ -196,7 +200,11 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     DIR/<stem>/<filter>.png (DIR/<stem>-<index>/<filter>.png for indexed
     inputs), DIR/manifest.json (every file with its map's raw min and max)
     and DIR/sheet.png.  A DIR that holds files is refused without --force;
-    with it, only the files written here are replaced.
+    with it, only the files written here are replaced: the old manifest.json
+    and sheet.png are deleted first and the new ones written last, so a run
+    that stops half-way never leaves a manifest describing other maps.  One
+    render at a time per DIR (a second one fails at once); links inside DIR
+    are never followed.
 
     \b
     Examples:
@@ -206,15 +214,21 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     """
     import time
 
-    from convcli.io import kernels
-    from convcli.maps import batch
+    from convcli.io import images, kernels
+    from convcli.maps import batch, single
 
     started = time.perf_counter()
-    if "-" in inputs and sys.stdin.isatty():
-        raise CliError("INPUT '-' reads image bytes from stdin, which is a terminal; pipe a file in")
-    chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
+    if "-" in inputs:
+        check_stdin("INPUT", sys.stdin)
+    sources = [images.open_source(s, key=key) for s in list(inputs) or batch.sample_inputs()]
+
+    def fits(spec):  # a kernel file's shape is checked against every input before its data is read
+        return lambda shape: [single.check_fits(s.shape, shape, padding=padding, names=(f"'{s.name}'", f"'{spec}'"))
+                              for s in sources]
+
+    chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k, check_shape=fits(k)) for k in kernel_specs]
     plan = batch.plan_render(
-        list(inputs) or batch.sample_inputs(),
+        sources,
         chosen or list(kernels.FILTERS.values()),
         out_dir,
         index=index,
@@ -228,10 +242,9 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     )
     try:
         result = _run_with_bar(plan) if progress_enabled(quiet) else batch.run_render(plan)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         raise Interrupted(
-            f"interrupted; '{plan.out_dir}' holds the maps written so far, without manifest.json or sheet.png "
-            "(run again with --force to redo them)"
+            f"{interrupted_message(exc)}; {_left_behind(plan)} (run again with --force to redo them)", signal_of(exc)
         ) from None
     if not quiet:
         where = f"; contact sheet: {result.sheet}" if result.sheet else ""
@@ -244,10 +257,9 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
         )
 
 
-class Interrupted(click.ClickException):
-    """Ctrl-C during ``render``: one ``Error:`` line saying what is left, exit status 130 (as for SIGINT)."""
-
-    exit_code = 130
+def _left_behind(plan) -> str:
+    """What a render that stopped half-way leaves (a ``--force`` render removed the old manifest and sheet first)."""
+    return f"'{plan.out_dir}' holds the maps written so far, without manifest.json or sheet.png"
 
 
 def _run_with_bar(plan):

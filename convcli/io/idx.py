@@ -6,20 +6,21 @@ C order, big-endian.  Files are often gzipped (``train-images-idx3-ubyte.gz``).
 
 Every size is checked against the header *before* anything is allocated: a
 raw file's length is compared with what the header claims, and gzip data is
-decompressed in chunks, stopping one byte past the claim.
+decompressed on demand, only as far as the items read (:mod:`convcli.io.streams`),
+at most :data:`MAX_DATA_BYTES`.
 """
 
 from __future__ import annotations
 
 import gzip
 import math
-import zlib
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import numpy as np
 
 from convcli.errors import ImageFormatError
+from convcli.io.streams import DECOMPRESSION_ERRORS, StreamedArray
 
 #: IDX type code -> (name, big-endian numpy dtype)
 IDX_TYPES: dict[int, tuple[str, str]] = {
@@ -31,10 +32,9 @@ IDX_TYPES: dict[int, tuple[str, str]] = {
     0x0E: ("double", ">f8"),
 }
 
-#: The most data (bytes) convcli decompresses from a gzip IDX file or accepts on stdin.
+#: The most data (bytes) convcli decompresses from a gzip IDX file or accepts on stdin: 1 GiB.  A
+#: header claiming more is refused before anything is decompressed.
 MAX_DATA_BYTES = 1 << 30
-
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -121,20 +121,29 @@ def check_data_size(header: IdxHeader, available: int, where: str) -> None:
         )
 
 
-def read_gzip(stream: BinaryIO, where: str, *, limit: int = MAX_DATA_BYTES) -> tuple[IdxHeader, bytes]:
-    """Read a gzipped IDX file: its header and exactly its data bytes.
+def open_gzip(open_raw: Callable[[], BinaryIO], where: str, *, limit: int = MAX_DATA_BYTES
+              ) -> tuple[IdxHeader, StreamedArray]:
+    """A gzipped IDX file: its header, and its data as a :class:`~convcli.io.streams.StreamedArray`.
 
-    The data is decompressed in 1 MiB chunks and decompression stops one byte
-    past what the header claims, so a lying header costs no memory.
+    Only the header is decompressed here.  The data is decompressed when items
+    are read, front to back and only as far as the items asked for, in 1 MiB
+    chunks written straight into the array; at most ``limit`` bytes
+    (:data:`MAX_DATA_BYTES`, 1 GiB) in all.
+
+    Parameters
+    ----------
+    open_raw : callable
+        Returns a new binary stream of the compressed bytes, from the start.
 
     Raises
     ------
     ImageFormatError
-        For a corrupt or truncated gzip stream, a non-IDX payload, a header
-        claiming more than ``limit`` bytes, or a size that disagrees with it.
+        For a corrupt or truncated gzip header, a non-IDX payload or a header
+        claiming more than ``limit`` bytes (here); for corrupt or truncated data,
+        or data past what the header claims, when that part is read.
     """
     try:
-        with gzip.GzipFile(fileobj=stream, mode="rb") as inner:
+        with open_raw() as raw, gzip.GzipFile(fileobj=raw, mode="rb") as inner:
             head = inner.read(4)
             if not looks_like_idx(head):
                 if head[:2] == b"\0\0" or len(head) < 4:
@@ -144,23 +153,24 @@ def read_gzip(stream: BinaryIO, where: str, *, limit: int = MAX_DATA_BYTES) -> t
                     "an IDX file with 0x0000, a type code (08 ubyte ... 0E double) and the number of dimensions"
                 )
             header = read_header(_Prefixed(head, inner), where)
-            if header.data_size > limit:
-                raise ImageFormatError(
-                    f"{where}: its IDX header claims {header.describe()} = {header.data_size:,} bytes, "
-                    f"more than convcli's limit of {limit:,} bytes"
-                )
-            chunks: list[bytes] = []
-            got, wanted = 0, header.data_size + 1
-            while got < wanted:
-                chunk = inner.read(min(_CHUNK, wanted - got))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                got += len(chunk)
-    except (OSError, EOFError, zlib.error) as exc:
+    except ImageFormatError:
+        raise
+    except DECOMPRESSION_ERRORS as exc:
         raise ImageFormatError(f"{where} has corrupt or truncated gzip data ({exc})") from None
-    check_data_size(header, got, where)
-    return header, b"".join(chunks)
+    if header.data_size > limit:
+        raise ImageFormatError(
+            f"{where}: its IDX header claims {header.describe()} = {header.data_size:,} bytes, "
+            f"more than convcli's limit of {limit:,} bytes"
+        )
+
+    def open_data() -> BinaryIO:
+        raw = open_raw()
+        inner = gzip.GzipFile(fileobj=raw, mode="rb")
+        inner.read(header.header_size)
+        inner.myfileobj = raw  # closed with the GzipFile
+        return inner
+
+    return header, StreamedArray(open_data, header.shape, header.dtype, where, describe=header.describe())
 
 
 def as_array(header: IdxHeader, buffer) -> np.ndarray:

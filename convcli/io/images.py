@@ -26,7 +26,6 @@ exact ``.npy``, float32 TIFF).  The format readers live in
 
 from __future__ import annotations
 
-import functools
 import io
 import os
 import sys
@@ -36,7 +35,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from convcli.errors import ImageFormatError, ParameterError
-from convcli.io import idx, npyfiles, pictures
+from convcli.io import idx, npyfiles, pictures, streams
 
 #: The bundled sample ``convolve`` uses when no IMAGE is given.
 DEFAULT_SAMPLE = "fashion-mnist-0-ankle-boot.png"
@@ -117,10 +116,14 @@ class ImageSource:
             file, or NaN/inf pixels (only floats can hold them, so only floats
             are scanned).
         """
-        wanted = np.arange(self.count) if indices is None else np.asarray(list(indices), dtype=np.int64)
-        for i in wanted.tolist():
-            if not 0 <= i < self.count:
-                raise ImageFormatError(f"index {i} is out of range: {self._holds()}")
+        if indices is None:
+            wanted = np.arange(self.count)
+        else:
+            wanted = [int(i) for i in indices]
+            for i in wanted:  # before int64: --index 10**30 is out of range, not an OverflowError
+                if not 0 <= i < self.count:
+                    raise ImageFormatError(f"index {i} is out of range: {self._holds()}")
+            wanted = np.asarray(wanted, dtype=np.int64)
         values = np.asarray(self._loader(wanted, color))
         out = values if dtype is None else values.astype(dtype)  # astype: always a fresh, writable array
         if color and out.ndim == 3:
@@ -213,6 +216,8 @@ def open_source(source: str | os.PathLike, *, key: str | None = None) -> ImageSo
         ``key`` given for a format without keys.
     """
     if str(source) == "-":
+        if sys.stdin is None or getattr(sys.stdin, "closed", False):
+            raise ImageFormatError("stdin is closed; pipe a file in")
         return _from_bytes(_read_capped(sys.stdin.buffer, "stdin"), name="stdin", stem="stdin", key=key)
     path, name = Path(source), str(source)
     where = f"input '{name}'"
@@ -230,8 +235,8 @@ def open_source(source: str | os.PathLike, *, key: str | None = None) -> ImageSo
         handle.seek(0)
         kind = _sniff(head)
         if kind == "gzip":
-            header, payload = idx.read_gzip(handle, where)
-            return _array_source(name, _stem(path), _idx_format(header, "gzip"), idx.as_array(header, payload), key)
+            header, array = idx.open_gzip(lambda: path.open("rb"), where)
+            return _array_source(name, _stem(path), _idx_format(header, "gzip"), array, key)
         if kind == "idx":
             header = idx.read_header(handle, where)
             idx.check_data_size(header, size - header.header_size, where)
@@ -248,26 +253,29 @@ def open_source(source: str | os.PathLike, *, key: str | None = None) -> ImageSo
     return _pillow_source(lambda: path.open("rb"), name, _stem(path), head, key)
 
 
-def _from_bytes(data: bytes, *, name: str, stem: str, key: str | None) -> ImageSource:
-    """A source over bytes read from stdin (the same formats as files)."""
+def _from_bytes(data, *, name: str, stem: str, key: str | None) -> ImageSource:
+    """A source over bytes read from stdin (the same formats as files); ``data`` is not copied."""
     where = name
-    if not data:
+    data = memoryview(data).cast("B")
+    if not len(data):
         raise ImageFormatError(f"{where} is empty (0 bytes)")
-    kind = _sniff(data[:16])
+    head = bytes(data[:16])
+    kind = _sniff(head)
+    reader = lambda: io.BufferedReader(streams.MemoryReader(data))  # noqa: E731 - a new file over the same bytes
     if kind == "gzip":
-        header, payload = idx.read_gzip(io.BytesIO(data), where)
-        return _array_source(name, stem, _idx_format(header, "gzip"), idx.as_array(header, payload), key)
+        header, array = idx.open_gzip(reader, where)
+        return _array_source(name, stem, _idx_format(header, "gzip"), array, key)
     if kind == "idx":
-        header = idx.read_header(io.BytesIO(data), where)
+        header = idx.read_header(reader(), where)
         idx.check_data_size(header, len(data) - header.header_size, where)
         return _array_source(name, stem, _idx_format(header), idx.as_array(header, data[header.header_size:]), key)
     if kind == "npy":
-        header = npyfiles.read_header(io.BytesIO(data), where)
+        header = npyfiles.read_header(reader(), where)
         npyfiles.check_data_size(header, len(data) - header.offset, where)
         return _array_source(name, stem, f"NumPy array {header.describe()}", npyfiles.from_buffer(header, data), key)
     if kind == "npz":
-        return _npz_source(npyfiles.NpzArchive(io.BytesIO(data), where), name, stem, key)
-    return _pillow_source(lambda: io.BytesIO(data), name, stem, data[:16], key)
+        return _npz_source(npyfiles.NpzArchive(reader(), where), name, stem, key)
+    return _pillow_source(reader, name, stem, head, key)
 
 
 def _sniff(head: bytes) -> str:
@@ -296,16 +304,18 @@ def _idx_format(header: idx.IdxHeader, packing: str = "") -> str:
     return f"IDX {header.type_name} {_dims(header.shape)}" + (f" ({packing})" if packing else "")
 
 
-def _read_capped(stream, where: str, limit: int = idx.MAX_DATA_BYTES) -> bytes:
-    """All of ``stream``, read in chunks, refusing more than ``limit`` bytes."""
-    chunks, total = [], 0
+def _read_capped(stream, where: str, limit: int = idx.MAX_DATA_BYTES) -> bytearray:
+    """All of ``stream``, read in 1 MiB chunks into one growing buffer, refusing more than ``limit`` bytes.
+
+    The data is held once (no list of chunks joined at the end, which needs twice the memory).
+    """
+    data = bytearray()
     while True:
         chunk = stream.read(1 << 20)
         if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
+            return data
+        data += chunk
+        if len(data) > limit:
             raise ImageFormatError(f"{where} holds more than convcli's limit of {limit:,} bytes")
 
 
@@ -319,7 +329,7 @@ def _refuse_key(key: str | None, name: str, what: str) -> None:
 
 def _array_source(name: str, stem: str, fmt: str, array, key: str | None, *,
                   shape: tuple[int, ...] | None = None) -> ImageSource:
-    """A source over an ``(H, W)`` or ``(N, H, W)`` array, or a callable returning one (read lazily)."""
+    """A source over an ``(H, W)`` or ``(N, H, W)`` array or :class:`~convcli.io.streams.StreamedArray`."""
     if shape is None:
         _refuse_key(key, name, f"an {fmt}" if fmt[0] in "AEIOU" else f"a {fmt}")
         shape = tuple(int(d) for d in array.shape)
@@ -334,8 +344,9 @@ def _array_source(name: str, stem: str, fmt: str, array, key: str | None, *,
     pictures.check_pixels(shape[-2], shape[-1], name)
 
     def load(indices: np.ndarray, color: bool) -> np.ndarray:
-        values = array() if callable(array) else array
-        return (values if len(shape) == 3 else values[None])[indices]
+        if len(shape) == 3:
+            return array[indices]  # a StreamedArray decompresses only up to max(indices)
+        return np.asarray(array)[None][indices]
 
     return ImageSource(name=name, stem=stem, format=fmt, shape=shape[-2:],
                        count=shape[0] if len(shape) == 3 else 1, indexed=len(shape) == 3, loader=load)
@@ -345,8 +356,8 @@ def _npz_source(archive: npyfiles.NpzArchive, name: str, stem: str, key: str | N
     """One array of a ``.npz`` archive (Keras' ``mnist.npz``: x_train, y_train, x_test, y_test)."""
     key = archive.image_key(key)
     header = archive.headers[key]
-    load = functools.lru_cache(maxsize=1)(lambda: archive.load(key))  # decompress once, not per chunk
-    return _array_source(name, stem, f"NumPy archive array '{key}' {header.describe()}", load, key, shape=header.shape)
+    array = archive.load(key)  # decompressed on demand, each byte once
+    return _array_source(name, stem, f"NumPy archive array '{key}' {header.describe()}", array, key, shape=header.shape)
 
 
 def _pillow_source(opener, name: str, stem: str, head: bytes, key: str | None) -> ImageSource:

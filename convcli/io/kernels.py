@@ -18,16 +18,24 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from convcli.errors import KernelError
+from convcli.errors import ImageFormatError, KernelError
+from convcli.io import npyfiles
+from convcli.io import pictures
 
 #: Kernel file extensions read by :func:`load_kernel`.
 KERNEL_FILE_TYPES = (".txt", ".csv", ".json", ".npy")
+#: The largest text or JSON kernel file read (bytes).
+MAX_TEXT_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,7 @@ _MATRIX_CHARS = re.compile(r"^[0-9\s.,;eE+\-/]+$")
 _FRACTION = re.compile(r"^([-+]?[0-9.eE+-]+)/([0-9.eE+-]+)$")
 
 
-def load_kernel(spec: str) -> Filter:
+def load_kernel(spec: str, *, check_shape: Callable[[tuple[int, int]], None] | None = None) -> Filter:
     """A kernel from ``-k``: a filter name, a kernel file or an inline matrix.
 
     Parameters
@@ -163,6 +171,12 @@ def load_kernel(spec: str) -> Filter:
     spec : str
         ``"sobel-x"``, ``"kernels/ridge.txt"`` or ``"1,2,1;0,0,0;-1,-2,-1"``.
         Numbers may be written as fractions (``1/9``).
+    check_shape : callable, optional
+        For a ``.npy`` file, called with the ``(Fh, Fw)`` of its header before
+        its data is read, so that a kernel too large for the image is refused
+        without reading a large file; it raises to refuse.  (Text and JSON
+        files are at most :data:`MAX_TEXT_BYTES`; their shape is checked by the
+        caller after loading, as for names and inline matrices.)
 
     Returns
     -------
@@ -182,11 +196,14 @@ def load_kernel(spec: str) -> Filter:
         return FILTERS[spec]
     if not spec:
         raise KernelError("kernel is empty; give a filter name, a kernel file or a matrix like '1,0,-1;2,0,-2;1,0,-1'")
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return _load_file(path)
-    if path.is_dir():
+    path, kind = _path_kind(spec)
+    if kind == "file":
+        return _load_file(path, check_shape)
+    if kind == "folder":
         raise KernelError(f"kernel '{spec}' is a folder; give a kernel file ({', '.join(KERNEL_FILE_TYPES)})")
+    if kind == "other":
+        raise KernelError(f"kernel '{spec}' is not a regular file (a FIFO, socket or device?); give a kernel file "
+                          f"({', '.join(KERNEL_FILE_TYPES)})")
     looks_numeric = _MATRIX_CHARS.match(spec) is not None  # "1/9,1/9;..." has slashes but is no path
     if not looks_numeric and (path.suffix.lower() in KERNEL_FILE_TYPES or "/" in spec or "\\" in spec):
         raise KernelError(f"kernel file '{spec}' not found")
@@ -203,13 +220,33 @@ def load_kernel(spec: str) -> Filter:
     return Filter("inline", kernel, f"Inline matrix '{spec}'.")
 
 
-def _load_file(path: Path) -> Filter:
+def _path_kind(spec: str) -> tuple[Path, str]:
+    """``(path, kind)``: kind is "file", "folder", "other" (FIFO, device...) or "none" (nothing there).
+
+    A name the system cannot look up (too long for a file name) is "none": it may be an inline matrix.
+    """
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # "~user" for a user that does not exist
+        raise KernelError(f"kernel file '{spec}' not found: there is no user '{spec[1:].split('/')[0]}'") from None
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):  # missing, name too long, NUL byte...
+        return path, "none"
+    return path, "file" if stat.S_ISREG(mode) else "folder" if stat.S_ISDIR(mode) else "other"
+
+
+def _load_file(path: Path, check_shape=None) -> Filter:
     where = f"kernel file '{path}'"
     with path.open("rb") as handle:
         head = handle.read(6)
+        size = os.fstat(handle.fileno()).st_size
     if path.suffix.lower() == ".npy" or head == b"\x93NUMPY":
-        kernel = _load_npy(path, where)
+        kernel = _load_npy(path, where, check_shape)
     else:
+        if size > MAX_TEXT_BYTES:
+            raise KernelError(f"{where} holds {size:,} bytes, more than the limit of {MAX_TEXT_BYTES:,} for a text "
+                              "or JSON kernel; save large kernels with numpy.save (.npy)")
         try:
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError:
@@ -221,24 +258,35 @@ def _load_file(path: Path) -> Filter:
     return Filter(path.stem, kernel, f"Kernel file '{path}'.")
 
 
-def _load_npy(path: Path, where: str) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise KernelError(
-                f"{where} holds Python objects; convcli never loads pickles, save a float array"
-            ) from None
-        raise KernelError(f"{where} is not a valid .npy file: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise KernelError(f"{where} is not a valid .npy file: {exc}") from None
-    if not isinstance(array, np.ndarray):
-        array.close()
-        raise KernelError(f"{where} is an .npz archive; save one 2-D array with numpy.save")
-    if array.dtype.kind not in "biuf":
-        raise KernelError(f"{where} holds {array.dtype} values; expected a 2-D array of numbers")
-    if array.ndim != 2:
-        raise KernelError(f"{where} holds an array of shape {array.shape}; expected a 2-D array")
+def _load_npy(path: Path, where: str, check_shape=None) -> np.ndarray:
+    """A 2-D ``.npy`` kernel: the header is checked (type, shape, size, ``check_shape``) before the data is read."""
+    with path.open("rb") as handle:
+        if handle.read(2) == b"PK":
+            raise KernelError(f"{where} is an .npz archive; save one 2-D array with numpy.save")
+        handle.seek(0)
+        try:
+            header = npyfiles.read_header(handle, where)
+        except ImageFormatError as exc:
+            message = str(exc)
+            if "Python objects" in message:
+                raise KernelError(f"{where} holds Python objects; convcli never loads pickles, save a float array") \
+                    from None
+            raise KernelError(message.replace("expected numbers (bool, int or float)", "expected a 2-D array of numbers")) \
+                from None
+        if len(header.shape) != 2:
+            raise KernelError(f"{where} holds an array of shape {header.shape}; expected a 2-D array")
+        limit = pictures.MAX_PIXELS  # a kernel may hold as many values as an image has pixels
+        if limit is not None and math.prod(header.shape) > limit:
+            raise KernelError(f"{where} holds a {header.shape[0]}x{header.shape[1]} kernel, more than the limit of "
+                              f"{limit:,} values")
+        try:
+            npyfiles.check_data_size(header, os.fstat(handle.fileno()).st_size - header.offset, where)
+        except ImageFormatError as exc:
+            raise KernelError(str(exc)) from None
+        if check_shape is not None:
+            check_shape(header.shape)
+        array = np.fromfile(handle, dtype=header.dtype, count=math.prod(header.shape))
+    array = array.reshape(header.shape, order=header.order)
     return _check_values(array.astype(np.float64), where)
 
 
@@ -247,6 +295,12 @@ def _parse_json(text: str, where: str) -> np.ndarray:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise KernelError(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    except RecursionError:
+        raise KernelError(f"{where} is nested too deeply; expected a list of rows like [[1, 0, -1], [2, 0, -2]]") \
+            from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise KernelError(f"{where} holds a number of more than 4300 digits; kernels need finite float numbers") \
+            from None
     if not isinstance(data, list) or not data or not all(isinstance(row, list) for row in data):
         raise KernelError(f"{where}: expected a nested list of numbers like [[1, 0, -1], [2, 0, -2]]")
     rows = []
@@ -254,7 +308,12 @@ def _parse_json(text: str, where: str) -> np.ndarray:
         for j, value in enumerate(row):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise KernelError(f"{where}, row {i + 1}, value {j + 1}: {json.dumps(value)} is not a number")
-        rows.append([float(v) for v in row])
+        try:
+            rows.append([float(v) for v in row])
+        except OverflowError:
+            j = next(j for j, v in enumerate(row) if abs(v) > 1e308)
+            raise KernelError(f"{where}, row {i + 1}, value {j + 1}: a number too large for a float "
+                              "(beyond 1.8e308); kernels need finite numbers") from None
     return _to_matrix(rows, where, [f"row {i + 1}" for i in range(len(rows))])
 
 

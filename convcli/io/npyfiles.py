@@ -15,8 +15,10 @@ from typing import BinaryIO
 import numpy as np
 
 from convcli.errors import ImageFormatError
+from convcli.io.streams import DECOMPRESSION_ERRORS, StreamedArray
 
-#: The most data (bytes) convcli decompresses from one ``.npz`` member.
+#: The most data (bytes) convcli decompresses from one ``.npz`` member: 1 GiB.  A header claiming
+#: more is refused before anything is decompressed; less is decompressed only as far as the items read.
 MAX_MEMBER_BYTES = 1 << 30
 
 
@@ -60,8 +62,12 @@ def read_header(stream: BinaryIO, where: str) -> NpyHeader:
             shape, fortran, dtype = fmt.read_array_header_2_0(stream)
         else:
             raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-    except (ValueError, SyntaxError, EOFError, OSError, TypeError) as exc:
-        raise ImageFormatError(f"{where} is not a valid .npy file: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - numpy parses the header with ast/tokenize: any failure is bad input
+        if isinstance(exc, ImageFormatError):
+            raise
+        raise ImageFormatError(f"{where} is not a valid .npy file: {type(exc).__name__}: {exc}") from None
+    if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise ImageFormatError(f"{where} is not a valid .npy file: its header has shape {shape!r}")
     if dtype.hasobject:
         raise ImageFormatError(f"{where} holds Python objects (dtype object); convcli never loads pickles")
     if dtype.kind not in "biuf" or dtype.subdtype is not None:
@@ -102,7 +108,9 @@ class NpzArchive:
                     header = read_header(handle, f"{where}, array '{name}'")
                 check_data_size(header, info.file_size - header.offset, f"{where}, array '{name}'")
                 self.headers[name] = header
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError, ValueError) as exc:
+        except ImageFormatError:
+            raise
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, *DECOMPRESSION_ERRORS) as exc:
             raise ImageFormatError(f"{where} is not a valid .npz archive: {exc}") from None
 
     def listing(self) -> str:
@@ -121,19 +129,17 @@ class NpzArchive:
                     return name
         raise ImageFormatError(f"{self.where} holds no 2-D or 3-D array (it holds: {self.listing()})")
 
-    def load(self, key: str, *, limit: int = MAX_MEMBER_BYTES) -> np.ndarray:
-        """Decompress array ``key`` (at most ``limit`` bytes)."""
+    def load(self, key: str, *, limit: int = MAX_MEMBER_BYTES) -> StreamedArray:
+        """Array ``key``, decompressed on demand (:class:`~convcli.io.streams.StreamedArray`), at most ``limit`` bytes."""
         header = self.headers[key]
         where = f"{self.where}, array '{key}'"
         if header.data_size > limit:
             raise ImageFormatError(f"{where} holds {header.data_size:,} bytes, more than convcli's limit of {limit:,}")
-        try:
-            with self._zip.open(self._members[key]) as handle:
-                handle.read(header.offset)
-                data = handle.read(header.data_size)
-        except (zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError) as exc:
-            raise ImageFormatError(f"{where} is corrupt: {exc}") from None
-        if len(data) != header.data_size:
-            check_data_size(header, len(data), where)
-        flat = np.frombuffer(data, dtype=header.dtype, count=math.prod(header.shape))
-        return flat.reshape(header.shape, order=header.order)
+
+        def open_data():
+            handle = self._zip.open(self._members[key])
+            handle.read(header.offset)
+            return handle
+
+        return StreamedArray(open_data, header.shape, header.dtype, where, order=header.order,
+                             describe=header.describe(), kind=".npy")

@@ -11,6 +11,7 @@ viewers show them.  Decompression bombs and truncated files raise
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
 from typing import Callable
@@ -40,7 +41,7 @@ def probe(opener: Callable[[], io.IOBase], name: str, where: str, head: bytes) -
 
     The shape accounts for EXIF rotation.  Nothing is decoded.
     """
-    with opener() as handle:
+    with opener() as handle, _quiet_pillow():
         image = _open(handle, where, name, head)
         fmt = f"{image.format or 'picture'} image (mode {image.mode})"
         width, height = image.size
@@ -51,8 +52,17 @@ def probe(opener: Callable[[], io.IOBase], name: str, where: str, head: bytes) -
 
 def decode(opener: Callable[[], io.IOBase], name: str, where: str, head: bytes, *, color: bool) -> np.ndarray:
     """The pixels: ``(H, W)`` grey, or ``(H, W, C)`` with ``color`` (C = 3, or 1 for grey pictures)."""
-    with opener() as handle:
+    with opener() as handle, _quiet_pillow():
         return _pixels(_open(handle, where, name, head), color, where)
+
+
+@contextlib.contextmanager
+def _quiet_pillow():
+    """No Pillow warnings on stderr (a corrupt TIFF or EXIF block warns with site-packages paths before
+    failing); decompression-bomb warnings still become errors in :func:`_open` and :func:`_pixels`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _open(handle, where: str, name: str, head: bytes):

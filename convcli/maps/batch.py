@@ -32,23 +32,36 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from convcli.errors import KernelError, ParameterError, ShapeError
+from convcli.errors import ConvcliError, KernelError, ParameterError, ShapeError
 from convcli.io.files import atomic_write_bytes
 from convcli.io.images import SAMPLE_DIR, ImageSource, open_source, parse_indices
 from convcli.io.kernels import Filter
 from convcli.layers import conv_forward, pad_widths
 from convcli.maps.folder import (
     MANIFEST,
+    RESERVED,
     SHEET,
     MapWriter,
     check_folder,
     cpu_count,
+    locked_folder,
+    refuse_inputs_among_outputs,
+    remove_old_results,
     safe_name,
     unused_name,
     write_manifest,
 )
 from convcli.maps.levels import to_uint8, to_uint8_each
-from convcli.maps.sheet import SHEET_MAX_ROWS, SHEET_MIN_CELL, contact_sheet, display_input
+from convcli.maps.single import check_finite, check_padded_size
+from convcli.maps.sheet import (
+    SHEET_MAX_PIXELS,
+    SHEET_MAX_ROWS,
+    SHEET_MIN_CELL,
+    cell_scale,
+    contact_sheet,
+    display_input,
+    rows_that_fit,
+)
 from convcli.maps.writing import check_size, encode_png
 
 #: Bytes of activation maps (float64) computed per chunk; bounds the memory of a run.
@@ -99,6 +112,7 @@ class RenderPlan:
     size: int | None = None
     sheet: bool = True
     force: bool = False
+    sheet_rows: int = SHEET_MAX_ROWS  # rows the sheet shows: fewer when many filters would make it huge
 
     @property
     def total(self) -> int:
@@ -191,7 +205,7 @@ def plan_render(
         )
 
     jobs = []
-    used: set[str] = set()
+    used: set[str] = set(RESERVED)  # an input called manifest.json.png gets the folder manifest.json-2
     for source in opened:
         map_shape = tuple(_map_shape(source, f, padding) for f in filters)
         if source.indexed:
@@ -206,6 +220,8 @@ def plan_render(
 
     out_dir = Path(out_dir)
     check_folder(out_dir, (f for job in jobs for f in job.folders), [MANIFEST] + [SHEET] * sheet, force=force)
+    refuse_inputs_among_outputs([job.source.name for job in jobs], out_dir,
+                                {f for job in jobs for f in job.folders}, file_names)
     for job in jobs:
         for chunk, _ in _chunks(job, budget):
             job.source.read(chunk, dtype=None)  # ImageFormatError for corrupt data or NaN/inf pixels
@@ -221,7 +237,20 @@ def plan_render(
         size=None if size is None else int(size),
         sheet=sheet,
         force=force,
+        sheet_rows=_sheet_rows(jobs, len(filters)) if sheet else 0,
     )
+
+
+def _sheet_rows(jobs: Sequence[Job], filters: int) -> int:
+    """Rows of the contact sheet, so that it stays within the picture limit; ParameterError when none fits."""
+    side = max(cell_scale([job.source.shape, *job.map_shape])[0] for job in jobs)  # at least the side drawn
+    rows = rows_that_fit(side, filters)
+    if rows == 0:
+        raise ParameterError(
+            f"a contact sheet of {filters:,} filters would pass the limit of {SHEET_MAX_PIXELS:,} pixels in one row; "
+            "use --no-sheet or fewer filters"
+        )
+    return rows
 
 
 def _unique_filters(filters: Sequence[Filter]) -> tuple[list[Filter], list[str]]:
@@ -244,6 +273,7 @@ def _map_shape(source: ImageSource, f: Filter, padding) -> tuple[int, int]:
     (top, bottom), (left, right) = pad_widths(padding, f.kernel.shape)
     h, w = source.shape
     fh, fw = f.kernel.shape
+    check_padded_size((h + top + bottom, w + left + right), padding, f"input '{source.name}'")
     out = (h + top + bottom - fh + 1, w + left + right - fw + 1)
     if out[0] < 1 or out[1] < 1:
         raise ShapeError(
@@ -307,11 +337,44 @@ def run_render(
     Returns
     -------
     RenderResult
+
+    Notes
+    -----
+    The folder is locked for the whole run (:func:`~convcli.maps.folder.locked_folder`):
+    a second render into it fails at once.  An old ``manifest.json`` and
+    ``sheet.png`` (there only when the plan may replace files: ``force``) are
+    deleted before the first map is written, and the new ones are written
+    only when every map is: so a folder
+    never holds a manifest describing pictures it does not hold, even after a
+    run that failed or was interrupted.
+
+    Raises
+    ------
+    OutputError
+        Another render holds the folder; a file cannot be written (naming it,
+        and saying what the folder holds now).
+    ImageFormatError
+        A map overflows float64 (naming the input and the filter).
     """
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    with locked_folder(plan.out_dir):
+        # again, under the lock: another render may have written here since plan_render looked
+        check_folder(plan.out_dir, (f for job in plan.jobs for f in job.folders), [MANIFEST] + [SHEET] * plan.sheet,
+                     force=plan.force)
+        # a run that stops half-way must not leave a manifest describing other maps (only a run allowed to
+        # replace files gets here with a manifest in the folder)
+        remove_old_results(plan.out_dir, (MANIFEST, SHEET))
+        try:
+            return _run(plan, progress, workers, budget)
+        except ConvcliError as exc:  # a full disk, a folder made read-only...: say what is left
+            left = ("the maps and manifest.json are written, sheet.png is not"
+                    if (plan.out_dir / MANIFEST).exists() else "without manifest.json or sheet.png")
+            raise type(exc)(f"{exc}; '{plan.out_dir}' holds the maps written so far, {left}") from exc
+
+
+def _run(plan: RenderPlan, progress: Progress | None, workers: int | None, budget: int) -> RenderResult:
     records = []  # (job, indices, folders, lows (n, K), highs (n, K)) per chunk: the manifest
     sheet_rows: list = []
-    shown = SHEET_MAX_ROWS if plan.sheet else 0
+    shown = plan.sheet_rows if plan.sheet else 0
     workers = default_workers(plan) if workers is None else workers
     writer = MapWriter(
         plan.out_dir, plan.file_names, size=plan.size, force=plan.force, workers=workers, progress=progress
@@ -320,7 +383,7 @@ def run_render(
         for job in plan.jobs:
             for chunk, folders in _chunks(job, budget):
                 X = job.source.read(chunk, dtype=None)  # (n, H, W), as stored: uint8 MNIST is not copied
-                maps, lows, highs = _maps(plan, job, X, budget)
+                maps, lows, highs = _maps(plan, job, X, budget, chunk)
                 records.append((job, [None] if chunk is None else chunk, folders, lows, highs))
                 for i in range(min(len(folders), shown - len(sheet_rows))):
                     sheet_rows.append(_sheet_row(folders[i], display_input(X[i]), [m[i] for m in maps]))
@@ -345,7 +408,7 @@ def run_render(
     return RenderResult(plan.out_dir, plan.total, plan.total_maps, manifest, sheet_path)
 
 
-def _maps(plan: RenderPlan, job: Job, X: np.ndarray, budget: int):
+def _maps(plan: RenderPlan, job: Job, X: np.ndarray, budget: int, chunk=None):
     """Every filter's map of the images ``X`` ``(n, H, W)`` of ``job``, as pictures.
 
     Returns ``(maps, lows, highs)``: ``maps[k]`` is filter ``k``'s uint8 pictures
@@ -363,11 +426,20 @@ def _maps(plan: RenderPlan, job: Job, X: np.ndarray, budget: int):
         for start in range(0, len(group.columns), step):
             columns = list(group.columns[start : start + step])
             bank = group.bank[start : start + step]
-            A = conv_forward(X, bank, padding=plan.padding, border=plan.border)  # (n, k, H', W')
+            with np.errstate(over="ignore", invalid="ignore"):
+                A = conv_forward(X, bank, padding=plan.padding, border=plan.border)  # (n, k, H', W')
             lows[:, columns], highs[:, columns] = A.min(axis=(2, 3)), A.max(axis=(2, 3))
+            if not (np.isfinite(lows[:, columns]).all() and np.isfinite(highs[:, columns]).all()):
+                check_finite(A, lambda at: _overflow_names(job, chunk, at, plan.filters[columns[at[1]]]))
             for j, col in enumerate(columns):
                 maps[col] = to_uint8_each(A[:, j], plan.normalize)
     return maps, lows, highs
+
+
+def _overflow_names(job: Job, chunk, at: tuple[int, ...], f: Filter) -> tuple[str, str, tuple[int, int]]:
+    """For :func:`~convcli.maps.single.check_finite`: the input (with its index), the filter, the place."""
+    which = f" [{chunk[at[0]]}]" if chunk is not None else ""
+    return f"'{job.source.name}'{which}", f"'{f.name}'", at[2:4]
 
 
 def _sheet_row(label: str, image: np.ndarray, maps: list[np.ndarray]):

@@ -7,11 +7,15 @@ half-written PNG and nothing is replaced without ``force``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sys
+import time
+import unicodedata
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -22,14 +26,33 @@ from convcli.maps.writing import encode_png
 
 MANIFEST = "manifest.json"
 SHEET = "sheet.png"
+#: Names a map folder may not take.
+RESERVED = (MANIFEST, SHEET)
 
 #: In a worker process of :class:`MapWriter`: the event that tells it to stop (set by the parent).
 _stop = None
+#: In a worker: a file is being written now; the parent has died (see :func:`_parent_died`).
+_writing = _orphaned = False
+#: Linux ``prctl`` option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+#: The longest output name convcli makes, in UTF-8 bytes: file systems allow 255, and ``-2``... and
+#: ``.png`` are added to it.
+MAX_NAME_BYTES = 200
 
 
 def safe_name(name: str) -> str:
-    """``name`` usable as one path component (separators and NUL become ``_``)."""
-    name = str(name).replace("/", "_").replace("\\", "_").replace("\0", "_").strip()
+    """``name`` usable as one path component on any common file system.
+
+    Separators, NUL, control characters (newline...) and unpaired surrogates
+    become ``_``; names longer than :data:`MAX_NAME_BYTES` UTF-8 bytes are
+    shortened; ``""``, ``.`` and ``..`` become ``unnamed``.
+    """
+    name = "".join("_" if ch in "/\\" or unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in str(name))
+    name = name.strip()
+    while len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        name = name[:-1]
     return name if name not in ("", ".", "..") else "unnamed"
 
 
@@ -47,15 +70,19 @@ def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str],
     """Refuse an output folder that is a file or lies under one, or that holds anything without ``force``.
 
     With ``force``, also refuse when one of ``files`` (top-level) is a folder or
-    one of ``subfolders`` is a file, so the run cannot stop half-way on them.
-    Nothing is created or deleted here.
+    one of ``subfolders`` is a file or a symbolic link (links inside the output
+    folder are never followed), so the run cannot stop half-way on them or
+    write outside the folder.  Nothing is created or deleted here.
     """
+    if out_dir.is_symlink() and not out_dir.exists():
+        raise OutputError(f"output folder '{out_dir}' is a dangling symbolic link; remove it or choose another -o")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"output folder '{out_dir}' is a file; give a folder (-o DIR)")
     if not out_dir.exists():
-        parent = next(p for p in out_dir.parents if p.exists())  # "." or "/" at the latest
+        parent = next(p for p in out_dir.parents if p.exists() or p.is_symlink())  # "." or "/" at the latest
         if not parent.is_dir():
-            raise OutputError(f"cannot create output folder '{out_dir}': '{parent}' is a file")
+            what = "a file" if parent.exists() else "a dangling symbolic link"
+            raise OutputError(f"cannot create output folder '{out_dir}': '{parent}' is {what}")
         return
     if not force and any(out_dir.iterdir()):
         raise OutputError(
@@ -66,22 +93,119 @@ def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str],
         check_writable(out_dir / name, force=True)
     for folder in subfolders:
         path = out_dir / folder
+        if path.is_symlink():
+            raise OutputError(f"cannot write into '{path}': it is a symbolic link; convcli writes only inside "
+                              f"'{out_dir}' (remove the link)")
         if path.exists() and not path.is_dir():
             raise OutputError(f"cannot write into '{path}': it is a file, not a folder")
+
+
+def refuse_inputs_among_outputs(inputs: Iterable[str], out_dir: Path, folders: set[str],
+                                file_names: Sequence[str]) -> None:
+    """OutputError for an input path that a run writing ``folders`` × ``file_names``, ``manifest.json`` and
+    ``sheet.png`` into ``out_dir`` would delete or overwrite (``-o`` its own folder with ``--force``)."""
+    if not out_dir.exists():
+        return
+    root = out_dir.resolve()
+    for name in inputs:
+        if name == "stdin":
+            continue
+        try:
+            parts = Path(name).resolve().relative_to(root).parts
+        except (ValueError, OSError):
+            continue
+        if parts in ((MANIFEST,), (SHEET,)) or (len(parts) == 2 and parts[0] in folders and parts[1] in file_names):
+            raise OutputError(
+                f"input '{name}' is a file this run would replace in '{out_dir}'; copy it elsewhere "
+                "first or choose another folder with -o"
+            )
+
+
+@contextlib.contextmanager
+def locked_folder(out_dir: Path) -> Iterator[None]:
+    """Create ``out_dir`` if needed and hold an exclusive lock on it while the block runs.
+
+    The lock is ``fcntl.flock`` on the folder itself (no lock file is left
+    behind).  A second render into the same folder fails at once with
+    OutputError instead of mixing its maps with this one's.  The lock goes
+    with the process, even when it is killed.  Without ``fcntl`` (Windows),
+    no lock is taken.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = os.open(out_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder '{out_dir}': {exc.strerror or exc}") from exc
+    try:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise OutputError(
+                    f"output folder '{out_dir}' is being written by another convcli render; wait for it to end "
+                    "or choose another folder with -o"
+                ) from None
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def remove_old_results(out_dir: Path, names: Iterable[str]) -> None:
+    """Delete ``out_dir/name`` for each of ``names`` (files or links; missing ones are fine).
+
+    ``--force`` renders call this for ``manifest.json`` and ``sheet.png`` before
+    writing the first map, so that a run that stops half-way never leaves a
+    manifest describing maps it has overwritten.
+    """
+    for name in names:
+        path = out_dir / name
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot remove the old '{path}': {exc.strerror or exc}") from exc
 
 
 def write_images(out_dir: Path, file_names: Sequence[str], size: int | None, force: bool, folders, maps) -> None:
     """Write map ``maps[k][i]`` (uint8) as ``out_dir/folders[i]/file_names[k]``, upscaled to ``size``.
 
-    In a :class:`MapWriter` worker, stops after the current image once the parent asks it to.
+    In a :class:`MapWriter` worker, stops after the current image once the parent asks it to, and
+    exits after the current file when the parent has died.
     """
+    global _writing
     for i, folder in enumerate(folders):
         if _stop is not None and _stop.is_set():
             return
-        target = out_dir / folder
-        target.mkdir(exist_ok=True)
+        target = make_subfolder(out_dir, folder)
         for stack, name in zip(maps, file_names):
-            atomic_write_bytes(target / name, encode_png(upscale(stack[i], size)), force=force)
+            _writing = True
+            try:
+                atomic_write_bytes(target / name, encode_png(upscale(stack[i], size)), force=force)
+            finally:
+                _writing = False
+            if _orphaned:
+                os._exit(1)
+
+
+def make_subfolder(out_dir: Path, name: str) -> Path:
+    """``out_dir/name``, created if missing; OutputError if it is a symbolic link or not a folder.
+
+    Links inside the output folder are never followed: ``--force`` must not write outside it.
+    """
+    target = out_dir / name
+    try:
+        target.mkdir()
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise OutputError(f"cannot create folder '{target}': {exc.strerror or exc}") from exc
+    if target.is_symlink() or not target.is_dir():
+        what = "a symbolic link" if target.is_symlink() else "not a folder"
+        raise OutputError(f"cannot write into '{target}': it is {what}; convcli writes only inside '{out_dir}'")
+    return target
 
 
 class MapWriter:
@@ -96,10 +220,13 @@ class MapWriter:
     ``progress`` is called in the caller's thread with the number of images
     whose files are all written.
 
-    Ctrl-C is the caller's to handle: workers ignore SIGINT (a terminal sends
-    it to them too) and, when the ``with`` block ends in an exception, stop
-    after the image they are writing.  So an interrupted run stops within
-    moments and leaves no half-written or temporary file.
+    Ctrl-C, SIGTERM and SIGHUP are the caller's to handle: workers ignore them
+    (a terminal or ``kill -- -PGID`` sends them to the whole group) and, when
+    the ``with`` block ends in an exception, stop after the image they are
+    writing.  So an interrupted run stops within moments and leaves no
+    half-written or temporary file.  Workers die with their parent even when
+    it is killed outright (Linux ``PR_SET_PDEATHSIG``; elsewhere a thread
+    watching the parent's pid): each finishes the file it is writing, then exits.
     """
 
     def __init__(
@@ -122,16 +249,14 @@ class MapWriter:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # forkserver: workers start from a clean, preloaded process (fork is unsafe with threads)
-            if "forkserver" in multiprocessing.get_all_start_methods():
-                context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload([__name__])
-            else:
-                context = multiprocessing.get_context("spawn")
-            self.stop = context.Event()
-            self.pool = ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop,)
-            )
+            # spawn: workers are children of this process (fork is unsafe with threads; a forkserver's
+            # children outlive a killed parent), so they can be told to die with it (_start_worker)
+            context = multiprocessing.get_context("spawn")
+            with _stop_signals_blocked():  # the resource tracker starts here: it must not die of a group's SIGHUP
+                self.stop = context.Event()
+                self.pool = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop, os.getpid())
+                )
         return self
 
     def write(self, folders: Sequence[str], maps: Sequence[np.ndarray]) -> None:
@@ -144,15 +269,22 @@ class MapWriter:
         futures = []
         for a in range(0, len(folders), step):
             part = [m[a : a + step] for m in maps]
-            futures.append(
-                (self.pool.submit(write_images, *self.task, folders[a : a + step], part), len(folders[a : a + step]))
-            )
+            with _stop_signals_blocked():  # submit starts the workers
+                future = self.pool.submit(write_images, *self.task, folders[a : a + step], part)
+            futures.append((future, len(folders[a : a + step])))
         self._drain()
         self.pending = futures
 
     def _drain(self) -> None:
+        from concurrent.futures.process import BrokenProcessPool
+
         for future, count in self.pending:
-            future.result()
+            try:
+                future.result()
+            except BrokenProcessPool:  # killed from outside (out of memory...): no traceback, say so
+                raise OutputError(
+                    f"a writer process for '{self.task[0]}' ended abruptly (killed, or out of memory?)"
+                ) from None
             self._advance(count)
         self.pending = []
 
@@ -170,11 +302,64 @@ class MapWriter:
                 self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start_worker(stop) -> None:
-    """Initializer of :class:`MapWriter`'s processes."""
+#: The signals that stop a run: the parent handles them, its helper processes ignore them.
+_STOP_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+
+
+@contextlib.contextmanager
+def _stop_signals_blocked() -> Iterator[None]:
+    """Block the stop signals in this thread while helper processes are started.
+
+    A process started now (a writer, multiprocessing's resource tracker) begins
+    with them blocked, so a signal sent to the whole process group cannot kill
+    it before it has chosen to ignore them (the tracker ignores SIGINT and
+    SIGTERM, and SIGHUP stays blocked in it).  This process does not miss them:
+    the kernel delivers them to another thread, and Python runs the handler
+    in the main thread as usual; a signal that comes anyway waits until the
+    block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _start_worker(stop, parent: int) -> None:
+    """Initializer of :class:`MapWriter`'s processes: ignore stop signals, die with the parent (pid ``parent``)."""
     global _stop
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for number in _STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by _stop_signals_blocked
     _stop = stop
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        signal.signal(signal.SIGUSR1, _parent_died)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+    else:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            _parent_died()
+
+        threading.Thread(target=watch, daemon=True).start()
+
+
+def _parent_died(*_) -> None:
+    """The parent is gone: exit now, or after the file being written (so no temporary file is left)."""
+    global _orphaned
+    if not _writing:
+        os._exit(1)
+    _orphaned = True
 
 
 def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:

@@ -120,8 +120,8 @@ def _affine(A: np.ndarray, mode: str, per_map: bool, limits=None):
         limits = np.min(A, axis=axis), np.max(A, axis=axis)
     lo, hi = (np.asarray(v).astype(np.float64) for v in limits)  # float64 before abs: |int8(-128)| is 128
     if mode == "minmax":
-        span = hi - lo
-        scale = 255.0 / np.where(span > 0, span, np.inf)
+        half_span = hi / 2 - lo / 2  # halves: hi - lo overflows for limits near ±1.8e308
+        scale = 127.5 / np.where(half_span > 0, half_span, np.inf)
         offset = -lo * scale
     else:  # abs, signed: scaled by the peak magnitude, max|A| = max(|min|, |max|) (NaN stays NaN)
         peak = np.maximum(np.abs(lo), np.abs(hi))

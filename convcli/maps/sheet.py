@@ -12,6 +12,8 @@ from convcli.maps.levels import to_uint8, upscale
 
 #: The most rows a contact sheet shows; later images are left out with a note.
 SHEET_MAX_ROWS = 64
+#: The largest contact sheet (pixels): fewer rows are shown rather than a sheet viewers refuse to open.
+SHEET_MAX_PIXELS = 50_000_000
 #: The smallest cell (in pixels) of a contact sheet; small maps are upscaled to it.
 SHEET_MIN_CELL = 96
 
@@ -228,3 +230,19 @@ def contact_sheet(
         text, font = _fit_text(probe, note, width - 2 * _MARGIN, _FONT_PX)
         draw.text((_MARGIN, y - _GAP + 2), text, fill=_INK, font=font)
     return np.asarray(sheet)
+
+
+def rows_that_fit(side: int, filters: int, *, limit: int = SHEET_MAX_PIXELS, rows: int = SHEET_MAX_ROWS) -> int:
+    """How many rows (at most ``rows``) a sheet with cells of ``side`` pixels and ``filters`` map columns
+    may have and stay within ``limit`` pixels; 0 when not even one row fits.
+
+    An upper bound of what :func:`contact_sheet` draws (two-line captions, a
+    title and a note), so the sheet of a run with hundreds of filters stays a
+    picture that viewers open, drawn in bounded memory.
+    """
+    label_h, line_h = _FONT_PX + 8, _FONT_PX + 2
+    width = 2 * _MARGIN + (filters + 1) * side + filters * _GAP
+    row_h = side + 4 + 2 * line_h + _GAP
+    fixed = 2 * _MARGIN + 3 * label_h
+    return max(0, min(rows, (limit // width - fixed) // row_h))
+

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from convcli.errors import ShapeError
+from convcli.errors import ImageFormatError, ParameterError, ShapeError
+from convcli.io import pictures
 from convcli.layers import BORDERS, conv_forward, conv_forward_rows, pad_widths
 from convcli.maps.levels import to_uint8
 
@@ -45,12 +46,22 @@ def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1
     ------
     ShapeError
         When the kernel is larger than the padded image (names both).
+    ParameterError
+        When the padded image would pass :data:`convcli.io.pictures.MAX_PIXELS`.
+    ImageFormatError
+        When the map overflows float64 (names the image and the kernel): a map
+        that is not finite is never returned.
     """
     X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
-    if X.ndim == 2:
-        return conv_forward(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
-    channels = conv_forward(np.moveaxis(X, -1, 0), kernel, padding=padding, stride=stride, flip=flip, border=border)
-    return np.ascontiguousarray(np.moveaxis(channels, 0, -1))
+    with np.errstate(over="ignore", invalid="ignore"):
+        if X.ndim == 2:
+            A = conv_forward(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
+        else:
+            channels = conv_forward(np.moveaxis(X, -1, 0), kernel, padding=padding, stride=stride, flip=flip,
+                                    border=border)
+            A = np.ascontiguousarray(np.moveaxis(channels, 0, -1))
+    check_finite(A, lambda at: (names[0], names[1], at[:2]))
+    return A
 
 
 def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax", padding="valid", stride=1,
@@ -93,9 +104,12 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
 
     lo, hi, total = np.inf, -np.inf, 0.0
     for r0, r1 in strips:
-        strip = conv_forward_rows(X, kernel, r0, r1, **options)
-        lo, hi = np.minimum(lo, strip.min()), np.maximum(hi, strip.max())  # NaN stays NaN, as in A.min()
-        total += float(strip.sum())
+        with np.errstate(over="ignore", invalid="ignore"):
+            strip = conv_forward_rows(X, kernel, r0, r1, **options)
+            total += float(strip.sum())
+        lo, hi = np.minimum(lo, strip.min()), np.maximum(hi, strip.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            check_finite(strip, lambda at: (names[0], names[1], (at[0] + r0, at[1])))
     stats = MapStats((height, width), float(lo), float(hi), total / (height * width))
 
     levels = np.empty((height, width), np.uint8)
@@ -105,20 +119,59 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
     return levels, stats
 
 
+def check_padded_size(padded: tuple[int, int], padding, what: str) -> None:
+    """Refuse a padded image of more than :data:`convcli.io.pictures.MAX_PIXELS` pixels (the limit of
+    ``--size`` and of inputs), before anything that large is allocated."""
+    limit = pictures.MAX_PIXELS  # read now: the CLI may change it
+    if limit is not None and padded[0] * padded[1] > limit:
+        raise ParameterError(
+            f"padding {padding!r} would make {what} {padded[0]}x{padded[1]} = {padded[0] * padded[1]:,} pixels, "
+            f"more than the limit of {limit:,}; use a smaller padding"
+        )
+
+
+def check_finite(A: np.ndarray, names) -> None:
+    """Refuse a map with infinite or NaN values (float64 overflow) with an ImageFormatError.
+
+    ``names(at)`` gives ``(image, kernel, (row, column))`` for the index ``at``
+    of the first bad value.  The inputs are finite, so only overflow makes them.
+    """
+    if A.dtype.kind != "f" or A.size == 0 or (np.isfinite(A.min()) and np.isfinite(A.max())):  # min/max keep NaN
+        return
+    at = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
+    image, kernel, (row, col) = names(at)
+    raise ImageFormatError(
+        f"the map of {image} with kernel {kernel} overflows float64 (first at row {row}, column {col}): values "
+        "times weights pass ±1.8e308; scale the image or the kernel down"
+    )
+
+
 def _image_and_kernel(X, kernel, padding, stride, names):
     """``X`` as an array (its dtype kept) and a float64 kernel; ShapeError naming both if it does not fit."""
     X = np.asarray(X)
     X = X if X.dtype.kind in "biuf" else X.astype(np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
-    (top, bottom), (left, right) = pad_widths(padding, kernel.shape, stride)
-    padded = (X.shape[0] + top + bottom, X.shape[1] + left + right)
-    if kernel.shape[0] > padded[0] or kernel.shape[1] > padded[1]:
-        grown = "" if padded == X.shape[:2] else f", {padded[0]}x{padded[1]} after padding {padding!r}"
-        raise ShapeError(
-            f"kernel {names[1]} ({kernel.shape[0]}x{kernel.shape[1]}) is larger than the image {names[0]} "
-            f"({X.shape[0]}x{X.shape[1]}{grown}); use a smaller kernel or --padding same/full"
-        )
+    check_fits(X.shape[:2], kernel.shape, padding=padding, stride=stride, names=names)
     return X, kernel
+
+
+def check_fits(image_hw, kernel_hw, *, padding="valid", stride=1, names: tuple[str, str] = ("image", "kernel")
+               ) -> None:
+    """Refuse a kernel ``(Fh, Fw)`` larger than the padded image ``(H, W)`` (ShapeError naming both), or
+    a padding that makes the image larger than :data:`convcli.io.pictures.MAX_PIXELS` (ParameterError).
+
+    Needs only the shapes, so a kernel file can be checked from its header before its data is read.
+    """
+    (top, bottom), (left, right) = pad_widths(padding, kernel_hw, stride)
+    h, w = (int(n) for n in image_hw[:2])
+    padded = (h + top + bottom, w + left + right)
+    check_padded_size(padded, padding, f"the image {names[0]}")
+    if kernel_hw[0] > padded[0] or kernel_hw[1] > padded[1]:
+        grown = "" if padded == (h, w) else f", {padded[0]}x{padded[1]} after padding {padding!r}"
+        raise ShapeError(
+            f"kernel {names[1]} ({kernel_hw[0]}x{kernel_hw[1]}) is larger than the image {names[0]} "
+            f"({h}x{w}{grown}); use a smaller kernel or --padding same/full"
+        )
 
 
 def _map_shape(image_hw, kernel_hw, padding, stride) -> "tuple[int, int]":
@@ -212,7 +265,9 @@ class MapStats:
 def map_stats(A: np.ndarray) -> MapStats:
     """Shape, min, max and mean of ``A``."""
     A = np.asarray(A)
-    return MapStats(tuple(int(d) for d in A.shape), float(A.min()), float(A.max()), float(A.mean()))
+    with np.errstate(over="ignore"):  # values near 1.8e308 may have no finite mean: it shows as inf
+        mean = float(A.mean())
+    return MapStats(tuple(int(d) for d in A.shape), float(A.min()), float(A.max()), mean)
 
 
 def preview_levels(A: np.ndarray, *, normalize: str = "minmax", max_width: int = 64,
