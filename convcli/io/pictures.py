@@ -88,6 +88,15 @@ def _open(handle, where: str, name: str, head: bytes):
 
 
 def _orientation(image) -> int:
+    """The EXIF orientation (1 = upright) known before the pixels are decoded.
+
+    A PNG's ``getexif()`` decodes the whole image to look for an eXIf chunk
+    after the pixel data; only one before it counts here (and in
+    :func:`_pixels`), so the header probe decodes nothing and a PNG is decoded
+    once, not twice.
+    """
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
     try:
         return int(image.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - a broken EXIF block just means "no rotation"
@@ -100,8 +109,10 @@ def _pixels(image, color: bool, where: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
+            upright = _orientation(image) == 1  # before load(), as the header probe saw it
             image.load()
-            image = ImageOps.exif_transpose(image)
+            if not upright:
+                image = ImageOps.exif_transpose(image)
             mode = image.mode
             if mode == "1":
                 grey = np.asarray(image.convert("L"))
