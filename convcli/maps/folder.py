@@ -1,7 +1,10 @@
 """A folder of activation maps: names, the ``--force`` rule, parallel PNG writing and ``manifest.json``.
 
-The output side of :mod:`convcli.maps.batch` (numpy and the core only).  Every file
-goes through :func:`convcli.io.files.atomic_write_bytes`, so a reader never sees a
+The output side of :mod:`convcli.maps.batch` (numpy and the core only).  An image's
+folder that does not exist yet is written in a hidden staging folder and renamed
+into place whole (:mod:`convcli.maps.staging`: three system calls a file, one rename
+a folder); into an existing folder every file goes through
+:func:`convcli.io.files.atomic_write_bytes`.  Either way a reader never sees a
 half-written PNG and nothing is replaced without ``force``.
 """
 
@@ -22,6 +25,7 @@ import numpy as np
 from convcli.errors import OutputError
 from convcli.io.files import atomic_open, atomic_write_bytes, check_writable
 from convcli.maps.levels import upscale
+from convcli.maps.staging import StagingConflict, staged_folder
 from convcli.maps.writing import encode_png
 
 MANIFEST = "manifest.json"
@@ -172,13 +176,17 @@ def remove_old_results(out_dir: Path, names: Iterable[str]) -> None:
 def write_images(out_dir: Path, file_names: Sequence[str], size: int | None, force: bool, folders, maps) -> None:
     """Write map ``maps[k][i]`` (uint8) as ``out_dir/folders[i]/file_names[k]``, upscaled to ``size``.
 
-    In a :class:`MapWriter` worker, stops after the current image once the parent asks it to, and
-    exits after the current file when the parent has died.
+    A new folder is staged and appears whole (:func:`_write_staged`); an
+    existing one gets its files one by one, each atomically.  In a
+    :class:`MapWriter` worker, stops after the current image once the parent
+    asks it to, and exits after the current file when the parent has died.
     """
     global _writing
     for i, folder in enumerate(folders):
         if _stop is not None and _stop.is_set():
             return
+        if _write_staged(out_dir, folder, file_names, size, [stack[i] for stack in maps]):
+            continue
         target = make_subfolder(out_dir, folder)
         for stack, name in zip(maps, file_names):
             _writing = True
@@ -188,6 +196,37 @@ def write_images(out_dir: Path, file_names: Sequence[str], size: int | None, for
                 _writing = False
             if _orphaned:
                 os._exit(1)
+
+
+def _write_staged(out_dir: Path, folder: str, file_names: Sequence[str], size: int | None, pictures) -> bool:
+    """Write a new folder's PNGs through :func:`~convcli.maps.staging.staged_folder`; False if it is not new.
+
+    The whole folder counts as one file being written: a worker whose parent
+    dies removes the staging folder, then exits.
+    """
+    global _writing
+    _writing = True
+    try:
+        with staged_folder(out_dir, folder) as put:
+            if put is None:
+                return False
+            for picture, name in zip(pictures, file_names):
+                put(name, encode_png(upscale(picture, size)))
+                if _orphaned:
+                    raise _Orphaned
+        return True
+    except StagingConflict:  # the name was taken meanwhile: nothing was moved, write file by file
+        return False
+    except _Orphaned:
+        os._exit(1)
+    finally:
+        _writing = False
+        if _orphaned:
+            os._exit(1)
+
+
+class _Orphaned(Exception):
+    """The parent died while a staged folder was being written."""
 
 
 def make_subfolder(out_dir: Path, name: str) -> Path:
@@ -366,7 +405,8 @@ def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:
     """``out_dir/manifest.json``: the keys of ``head``, then ``"files"`` with one entry a line.
 
     ``files`` may be a generator: entries are written one at a time, so a
-    manifest of a million files never sits in memory as one string.
+    manifest of a million files never sits in memory as one string.  An entry
+    is a dict, or its ``json.dumps`` text already made.
     """
     path = out_dir / MANIFEST
     with atomic_open(path, force=True) as handle:
@@ -375,7 +415,8 @@ def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:
             handle.write(f" {json.dumps(key)}: {json.dumps(value)},\n".encode())
         handle.write(b' "files": [')
         for n, entry in enumerate(files):
-            handle.write(f"{',' if n else ''}\n  {json.dumps(entry)}".encode())
+            text = entry if isinstance(entry, str) else json.dumps(entry)
+            handle.write(f"{',' if n else ''}\n  {text}".encode())
         handle.write(b"\n ]\n}\n")
     return path
 

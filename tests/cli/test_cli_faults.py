@@ -186,9 +186,28 @@ class FullDisk:
         return Refusing()
 
 
+class FullDiskWrites:
+    """``os`` for convcli.maps.staging (new folders are staged) whose files refuse writes after ``allowed`` files."""
+
+    def __init__(self, allowed: int, error=errno.ENOSPC) -> None:
+        self.allowed, self.error = allowed, error
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def write(self, fd, data):
+        self.allowed -= 1
+        if self.allowed >= 0:
+            return os.write(fd, data)
+        raise OSError(self.error, os.strerror(self.error))
+
+
 def test_full_disk_names_the_file_and_says_what_is_left(tmp_path, monkeypatch):
+    from convcli.maps import staging
+
     out = tmp_path / "out"
     monkeypatch.setattr(io_files, "open", FullDisk(allowed=3), raising=False)
+    monkeypatch.setattr(staging, "os", FullDiskWrites(allowed=3))
     result = invoke("filters", "render", digits(tmp_path), "-f", "box", "-o", out, "-q")
     assert error_line(result) == (f"cannot write '{out / 'digits-3' / 'box.png'}': No space left on device; '{out}' "
                                   "holds the maps written so far, without manifest.json or sheet.png")
