@@ -151,14 +151,29 @@ def _run(work: Callable[[list], object], plan: list, pixels: int) -> list:
     numpy and BLAS release the GIL inside their loops, so the parts run on
     separate cores.  Each ``work`` call owns its scratch buffers and writes a
     disjoint part of the output, so the numbers do not depend on the split.
+    The threads are kept between calls (:func:`_pool`).
     """
     threads = min(THREADS, len(plan)) if pixels >= PARALLEL_PIXELS else 1
     if threads <= 1:
         return [work(plan)]
     size = -(-len(plan) // threads)
     parts = [plan[i : i + size] for i in range(0, len(plan), size)]
-    with ThreadPoolExecutor(len(parts), thread_name_prefix="convcli") as pool:
-        return list(pool.map(work, parts))
+    return list(_pool(len(parts)).map(work, parts))
+
+
+_POOL: "tuple[int, int, ThreadPoolExecutor] | None" = None  # (process id, size, pool)
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """A thread pool of at least ``size`` threads, made once per process (a forked child makes its own).
+
+    Starting threads for every call cost more than a small job (a strip of a
+    map is one call).  Idle threads wait on a queue; Python joins them at exit.
+    """
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < size:
+        _POOL = (os.getpid(), size, ThreadPoolExecutor(size, thread_name_prefix="convcli"))
+    return _POOL[2]
 
 
 def band(X: np.ndarray, row_pads, p0: int, p1: int, mode: str) -> "tuple[np.ndarray, tuple[int, int]]":

@@ -102,6 +102,9 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
     rows = max(1, int(STRIP_PIXELS if strip_pixels is None else strip_pixels) // width)
     strips = [(r, min(r + rows, height)) for r in range(0, height, rows)]
 
+    exact = _exact_integer_type(X, kernel)  # the map is whole numbers: keep it exactly instead of recomputing
+    kept = None if exact is None else np.empty((height, width), exact)
+
     lo, hi, total = np.inf, -np.inf, 0.0
     for r0, r1 in strips:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -110,13 +113,33 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
         lo, hi = np.minimum(lo, strip.min()), np.maximum(hi, strip.max())
         if not (np.isfinite(lo) and np.isfinite(hi)):
             check_finite(strip, lambda at: (names[0], names[1], (at[0] + r0, at[1])))
+        if kept is not None:
+            kept[r0:r1] = strip
     stats = MapStats((height, width), float(lo), float(hi), total / (height * width))
 
     levels = np.empty((height, width), np.uint8)
     for r0, r1 in strips:
-        strip = conv_forward_rows(X, kernel, r0, r1, **options)
+        strip = conv_forward_rows(X, kernel, r0, r1, **options) if kept is None else kept[r0:r1].astype(np.float64)
         levels[r0:r1] = to_uint8(strip, normalize, limits=(lo, hi))
     return levels, stats
+
+
+def _exact_integer_type(X: np.ndarray, kernel: np.ndarray):
+    """int16 or int32 when every map value is a whole number that type holds exactly, else None.
+
+    An integer picture correlated with an integer kernel (``edge-h``, Sobel,
+    Laplacian...) gives whole numbers of at most ``max|X| * sum|w|``; float64
+    computes them exactly (far below 2**53), so :func:`map_picture` can keep
+    the first pass's strips in 2 or 4 bytes a value and skip the second
+    convolution, with the same levels to the bit.
+    """
+    if X.dtype.kind not in "biu" or not np.array_equal(kernel, np.rint(kernel)) or X.size == 0:
+        return None
+    bound = float(max(abs(int(X.min())), abs(int(X.max())))) * float(np.abs(kernel).sum())
+    for kind in (np.int16, np.int32):
+        if bound <= np.iinfo(kind).max:
+            return kind
+    return None
 
 
 def check_padded_size(padded: tuple[int, int], padding, what: str) -> None:

@@ -247,3 +247,31 @@ def test_verify_uses_the_fft_for_large_kernels():
     assert check.passed and check.reference == "scipy.signal.fftconvolve"
     assert check.max_abs_diff < 1e-9
     assert verify_map(X, k[:3, :3], convolve_map(X, k[:3, :3])).reference == "scipy.signal.correlate2d"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["uint8", ">i2", "int64", "bool"]), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from(["valid", "same", 1]), st.sampled_from(["minmax", "abs", "clip", "signed"]),
+       st.integers(1, 40), st.integers(0, 2**31))
+def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh, fw, padding, mode, strip_pixels,
+                                                                         seed):
+    """Integer picture, integer kernel: one convolution pass, the same bytes as to_uint8(whole map)."""
+    from convcli.maps import single
+
+    rng = np.random.default_rng(seed)
+    X = {"uint8": lambda: rng.integers(0, 256, (11, 13)).astype(np.uint8),
+         ">i2": lambda: rng.integers(-30000, 30000, (11, 13)).astype(">i2"),
+         "int64": lambda: rng.integers(-2**40, 2**40, (11, 13)),
+         "bool": lambda: rng.integers(0, 2, (11, 13)).astype(bool)}[kind]()
+    k = rng.integers(-40, 41, (fh, fw)).astype(float)
+    calls = []
+    real = single.conv_forward_rows
+    single.conv_forward_rows = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    try:
+        levels, _ = map_picture(X, k, normalize=mode, strip_pixels=strip_pixels, padding=padding)
+    finally:
+        single.conv_forward_rows = real
+    A = convolve_map(X.astype(np.float64), k, padding=padding)
+    assert levels.tobytes() == to_uint8(A, mode).tobytes()
+    strips = -(-A.shape[0] // max(1, strip_pixels // A.shape[1]))
+    assert len(calls) == (strips if kind != "int64" else 2 * strips)  # 2**40 * sum|k| does not fit int32
