@@ -19,6 +19,8 @@ from convcli.maps.levels import to_uint8
 REFERENCE = "scipy.signal.correlate2d"
 FFT_REFERENCE = "scipy.signal.fftconvolve"
 DIRECT_TAPS = 15 * 15
+#: Integer maps spanning fewer values than this get their levels from a lookup table in :func:`map_picture`.
+LUT_VALUES = 1 << 16
 #: Map values per strip in :func:`map_picture` (16 MiB of float64; large enough for conv's threads).
 STRIP_PIXELS = 1 << 21
 
@@ -118,7 +120,13 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
     stats = MapStats((height, width), float(lo), float(hi), total / (height * width))
 
     levels = np.empty((height, width), np.uint8)
+    lut = None
+    if kept is not None and hi - lo < LUT_VALUES:  # every whole number lo..hi gets its level once, by to_uint8 itself
+        lut = to_uint8(np.arange(lo, hi + 1), normalize, limits=(lo, hi))
     for r0, r1 in strips:
+        if lut is not None:
+            np.take(lut, np.subtract(kept[r0:r1], int(lo), dtype=np.int32), out=levels[r0:r1])
+            continue
         strip = conv_forward_rows(X, kernel, r0, r1, **options) if kept is None else kept[r0:r1].astype(np.float64)
         levels[r0:r1] = to_uint8(strip, normalize, limits=(lo, hi))
     return levels, stats
@@ -131,7 +139,9 @@ def _exact_integer_type(X: np.ndarray, kernel: np.ndarray):
     Laplacian...) gives whole numbers of at most ``max|X| * sum|w|``; float64
     computes them exactly (far below 2**53), so :func:`map_picture` can keep
     the first pass's strips in 2 or 4 bytes a value and skip the second
-    convolution, with the same levels to the bit.
+    convolution, with the same levels to the bit.  When they span fewer than
+    :data:`LUT_VALUES` values, each value's level is computed once by
+    :func:`~convcli.maps.levels.to_uint8` and looked up.
     """
     if X.dtype.kind not in "biu" or not np.array_equal(kernel, np.rint(kernel)) or X.size == 0:
         return None
