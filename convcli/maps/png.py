@@ -15,7 +15,7 @@ level 6: on a 4096x4096 activation map that is about 1.2 s, most of a
   filter, about as small (the residuals are mostly small and repeated);
 - **small pictures** (MNIST maps, thumbnails: up to :data:`SMALL_BYTES`)
   take the fewest calls: the Sub filter and one ``zlib.compress`` at level 6;
-- **strips on threads**: each strip is deflated on its own (raw deflate ending
+- **strips on threads**: each strip is filtered and deflated on its own (raw deflate ending
   in a sync flush, as ``pigz`` does), so strips compress in parallel -- zlib
   releases the GIL -- and are joined into one valid zlib stream; the Adler-32
   checksum is accumulated in order.  At most a few strips are in flight, so
@@ -72,28 +72,31 @@ def write_png(img: np.ndarray, stream: BinaryIO) -> None:
     pending = []
 
     def drain(limit: int) -> None:
+        nonlocal adler
         while len(pending) > limit:
-            stream.write(_chunk(b"IDAT", pending.pop(0).result()))
+            data, packed = pending.pop(0).result()
+            adler = zlib.adler32(data, adler)  # in order: the checksum of the whole stream
+            stream.write(_chunk(b"IDAT", packed))
 
     header = b"\x78\x01"  # deflate, 32 KiB window, no dictionary, "fastest" level hint
     stream.write(_chunk(b"IDAT", header))
     threaded = THREADS > 1 and len(starts) > 1  # a small picture is one strip: no threads to start
     with ThreadPoolExecutor(THREADS, thread_name_prefix="convcli-png") if threaded else _Inline() as pool:
         for index, r0 in enumerate(starts):
-            r1 = min(r0 + strip, height)
-            data = filtered(rows[r0:r1], rows[r0 - 1] if r0 else None, channels)
-            adler = zlib.adler32(data, adler)
-            pending.append(pool.submit(_deflate, data, index == len(starts) - 1))
+            rows_above = rows[r0 - 1] if r0 else None
+            job = (rows[r0 : min(r0 + strip, height)], rows_above, channels, index == len(starts) - 1)
+            pending.append(pool.submit(_strip, *job))
             drain(THREADS)
         drain(0)
     stream.write(_chunk(b"IDAT", struct.pack(">I", adler)))
     stream.write(_chunk(b"IEND", b""))
 
 
-def _deflate(data: bytes, last: bool) -> bytes:
-    """Raw deflate of one strip, ending byte-aligned (sync flush) or, for the last strip, with the final block."""
+def _strip(rows: np.ndarray, previous, bpp: int, last: bool) -> "tuple[bytes, bytes]":
+    """One strip's scanlines and their raw deflate, ending byte-aligned (sync flush) or with the final block."""
+    data = filtered(rows, previous, bpp)
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, 9, STRATEGY)
-    return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+    return data, compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
