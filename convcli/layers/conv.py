@@ -120,8 +120,10 @@ def conv_forward(
         X4, w4, squeeze = _prepare_channels(X, w, groups)
         bias = _bias(b, w4.shape[0])
         pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
-        Xp = _pad(X4, pads, border)
-        A = _channels.forward(Xp, _flipped(w4, flip), strides, _pair(dilation, "dilation", minimum=1), groups)
+        X4, pads = _zero_pads(X4, pads, border)
+        dilations = _pair(dilation, "dilation", minimum=1)
+        A = _channels.correlate(X4, _flipped(w4, flip), bias, pads, strides, dilations, groups)
+        bias = None  # added inside the BLAS product
     else:
         X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
         bias = _bias(b, w3.shape[0])
@@ -225,12 +227,18 @@ def conv_backward(
         bias = _bias(b, w4.shape[0])
         dilations = _pair(dilation, "dilation", minimum=1)
         pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
-        Xp = _pad(X4, pads, border)
-        out_hw = _channels.output_hw(Xp.shape[2:], w4.shape[2:], strides, dilations)
+        Xz, zero_pads = _zero_pads(X4, pads, border)
+        padded_hw = (Xz.shape[2] + sum(zero_pads[0]), Xz.shape[3] + sum(zero_pads[1]))
+        out_hw = _channels.output_hw(padded_hw, w4.shape[2:], strides, dilations)
         dA4 = _upstream(dA, (X4.shape[0], w4.shape[0]) + out_hw, squeeze)
-        dXp, dw_eff = _channels.backward(Xp, _flipped(w4, flip), dA4, strides, dilations, groups)
-        dX = _unpad(dXp, X4.shape, pads, border).reshape(np.shape(X))
-        grads = {"X": dX, "w": np.ascontiguousarray(_flipped(dw_eff, flip)).reshape(np.shape(w))}
+        dXz, dw_eff, db = _channels.backward(
+            Xz, _flipped(w4, flip), dA4, zero_pads, strides, dilations, groups, bias is not None
+        )
+        dX = dXz if Xz is X4 else _unpad(dXz, X4.shape, pads, border)
+        grads = {"X": dX.reshape(np.shape(X)), "w": np.ascontiguousarray(_flipped(dw_eff, flip)).reshape(np.shape(w))}
+        if bias is not None:
+            grads["b"] = db.reshape(bias.shape)
+            bias = None
     else:
         X3, w3, squeeze = _prepare(X, w)
         bias = _bias(b, w3.shape[0])
@@ -243,7 +251,7 @@ def conv_backward(
             dX3, dw_eff = _backward_general(X3, _flipped(w3, flip), dA4, pads, strides, border)
         dw3 = _flipped(dw_eff, flip)
         grads = {"X": dX3[0] if squeeze[0] else dX3, "w": np.ascontiguousarray(dw3[0] if squeeze[1] else dw3)}
-    if bias is not None:
+    if bias is not None:  # the one-channel paths
         grads["b"] = dA4.sum(axis=(0, 2, 3)).reshape(bias.shape)
     return grads
 
@@ -372,6 +380,13 @@ def _bias(b, n_kernels: int) -> "np.ndarray | None":
         return b
     scalar = " or a scalar" if n_kernels == 1 else ""
     raise ShapeError(f"b must have shape ({n_kernels},), one number per kernel{scalar}; got shape {b.shape}")
+
+
+def _zero_pads(X4: np.ndarray, pads, border: str):
+    """``(X, pads)`` for the channels path: zero pads stay implicit; other borders are padded here."""
+    if _border_mode(border) == "constant" or pads == ((0, 0), (0, 0)):
+        return X4, pads
+    return _pad(X4, pads, border), ((0, 0), (0, 0))
 
 
 def _flipped(w: np.ndarray, flip: bool) -> np.ndarray:
