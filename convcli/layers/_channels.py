@@ -27,14 +27,14 @@ run over chunks and kernel taps only, never over channels or pixels.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 import numpy as np
+
+from convcli.layers import _threads
 
 #: Numbers in one chunk's window matrix (4 MiB of float64; measured best between 256 KiB and 16 MiB).
 COLS_BUDGET = 1 << 19
-#: Threads for jobs of at least :data:`PARALLEL_WORK` multiply-adds: the CPUs this process may use, at most 4.
-THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+#: Threads for jobs of at least :data:`PARALLEL_WORK` multiply-adds.
+THREADS = _threads.THREADS
 PARALLEL_WORK = 1 << 24
 
 
@@ -98,20 +98,21 @@ def _fill(cols: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, dila
                 ]
 
 
-def _run(work, plan: list, flops: int) -> list:
-    """``[work(part), ...]`` over consecutive parts of ``plan``, in threads for large jobs.
+def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
+    """``[work(part), ...]`` over consecutive parts of ``plan``: on :data:`THREADS` threads for large jobs.
 
-    Parts split ``plan`` between images, never inside one, so each thread
-    writes whole images of any output it scatters into.
+    The threads run with one-thread BLAS (:func:`convcli.layers._threads.parallel`),
+    as torch does.  With ``whole_images`` the parts split between images,
+    never inside one, so threads that add into an output never share an image.
     """
-    images = sorted({chunk[0] for chunk in plan})
-    threads = min(THREADS, len(images)) if flops >= PARALLEL_WORK else 1
+    units = sorted({chunk[0] for chunk in plan}) if whole_images else list(range(len(plan)))
+    threads = min(THREADS, len(units)) if flops >= PARALLEL_WORK else 1
     if threads <= 1:
         return [work(plan)]
-    cuts = [images[len(images) * t // threads] for t in range(threads)] + [images[-1] + 1]
-    parts = [[c for c in plan if lo <= c[0] < hi] for lo, hi in zip(cuts, cuts[1:])]
-    with ThreadPoolExecutor(threads, thread_name_prefix="convcli-channels") as pool:
-        return list(pool.map(work, parts))
+    cuts = [units[len(units) * t // threads] for t in range(threads)] + [units[-1] + 1]
+    key = (lambda i, chunk: chunk[0]) if whole_images else (lambda i, chunk: i)
+    parts = [[c for i, c in enumerate(plan) if lo <= key(i, c) < hi] for lo, hi in zip(cuts, cuts[1:])]
+    return _threads.parallel(work, parts)
 
 
 class _Columns:
@@ -191,67 +192,69 @@ def correlate(X, w, b, pads, strides, dilations, groups: int) -> np.ndarray:
 def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
     """``(dX, dw, db)`` for :func:`correlate` with zero ``pads``; ``db`` is None without ``bias``.
 
-    ``dX`` has ``X``'s shape.  For stride 1 it is the correlation of ``dA``
-    with the kernels rotated by 180 degrees and their ``K``/``C`` axes
-    swapped (per group), padded so that output pixel ``(u, v)`` meets every
-    window that read ``X[u, v]``; otherwise ``w.T @ dA`` is added back tap by tap.
+    ``dw`` (and ``db``, from the row of ones) is ``dA @ cols.T`` summed over
+    the chunks.  ``dX`` has ``X``'s shape: for stride 1 with no more kernels
+    than channels it is the correlation of ``dA`` with the kernels rotated by
+    180 degrees and their ``K``/``C`` axes swapped (per group), padded so that
+    pixel ``(u, v)`` meets every window that read it; otherwise each chunk's
+    ``dcols = w.T @ dA`` is added back onto the grid tap by tap, in the same
+    pass as ``dw``.  (The first copies ``K*Fh*Fw`` rows of windows, the second
+    adds ``C*Fh*Fw``: each is used where it moves less memory.)
     """
-    dw, db = _weight_gradient(X, w, dA, pads, strides, dilations, groups, bias)
-    (fh, fw), (dh, dw_) = w.shape[2:], dilations
-    spans = ((fh - 1) * dh, (fw - 1) * dw_)
-    back_pads = tuple((s - p[0], s - p[1]) for s, p in zip(spans, pads))
-    k, cg = w.shape[:2]
-    # the transposed correlation copies K*Fh*Fw rows of windows, the scatter adds C*Fh*Fw: take the smaller
-    if tuple(strides) == (1, 1) and min(min(p) for p in back_pads) >= 0 and k <= cg * groups:
-        rotated = w[:, :, ::-1, ::-1].reshape(groups, k // groups, cg, fh, fw).transpose(0, 2, 1, 3, 4)
-        rotated = np.ascontiguousarray(rotated).reshape(groups * cg, k // groups, fh, fw)
-        dX = correlate(dA, rotated, None, back_pads, (1, 1), dilations, groups)
-    else:
-        dX = _scatter(X.shape, w, dA, pads, strides, dilations, groups)
-    return dX, dw, db
-
-
-def _weight_gradient(X, w, dA, pads, strides, dilations, groups, bias):
-    """``dw`` (and ``db``) as ``sum over chunks of dA @ cols.T``: one BLAS product per chunk and group."""
     n, c = X.shape[:2]
     k, cg, fh, fw = w.shape
     oh, ow = dA.shape[2:]
+    spans = ((fh - 1) * dilations[0], (fw - 1) * dilations[1])
+    back_pads = tuple((s - p[0], s - p[1]) for s, p in zip(spans, pads))
+    transposed = tuple(strides) == (1, 1) and min(min(p) for p in back_pads) >= 0 and k <= cg * groups
+    scatter = None if transposed else _Scatter(X.shape, w, pads, strides, dilations, groups)
 
     def work(part):
         columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, bias)
         total = np.zeros((groups, k // groups, cg * fh * fw + bias))
         for chunk in part:
-            total += np.matmul(_by_group(dA, chunk, groups), columns(chunk).transpose(0, 2, 1))
+            dAg = _by_group(dA, chunk, groups)
+            total += np.matmul(dAg, columns(chunk).transpose(0, 2, 1))
+            if scatter is not None:
+                scatter.add(chunk, dAg, ow)
         return total
 
-    total = sum(_run(work, chunks(n, (oh, ow), c * fh * fw), dA.size * cg * fh * fw))
+    total = sum(_run(work, chunks(n, (oh, ow), c * fh * fw), dA.size * cg * fh * fw, whole_images=not transposed))
     dw = total[:, :, : cg * fh * fw].reshape(w.shape)
     db = total[:, :, -1].reshape(k) if bias else None
-    return dw, db
+    if transposed:
+        rotated = w[:, :, ::-1, ::-1].reshape(groups, k // groups, cg, fh, fw).transpose(0, 2, 1, 3, 4)
+        rotated = np.ascontiguousarray(rotated).reshape(groups * cg, k // groups, fh, fw)
+        return correlate(dA, rotated, None, back_pads, (1, 1), dilations, groups), dw, db
+    return scatter.result(), dw, db
 
 
-def _scatter(x_shape, w, dA, pads, strides, dilations, groups) -> np.ndarray:
-    """``dX`` by ``dcols = w.T @ dA``, each tap's window added back onto the zero-padded grid, then cropped."""
-    n, c, H, W = x_shape
-    k, cg, fh, fw = w.shape
-    (top, bottom), (left, right) = pads
-    (sh, sw), (dh, dw) = strides, dilations
-    oh, ow = dA.shape[2:]
-    kernels_t = np.ascontiguousarray(w.reshape(groups, k // groups, cg * fh * fw).transpose(0, 2, 1))
-    dXp = np.zeros((n, c, H + top + bottom, W + left + right))
+class _Scatter:
+    """``dX`` built chunk by chunk: ``dcols = w.T @ dA`` added back onto the zero-padded grid, tap by tap."""
 
-    def work(part):
-        for chunk in part:
-            n0, n1, r0, r1 = chunk
-            dcols = np.matmul(kernels_t, _by_group(dA, chunk, groups))
-            dcols = dcols.reshape(c, fh, fw, n1 - n0, r1 - r0, ow).transpose(3, 0, 1, 2, 4, 5)
-            block = dXp[n0:n1]
-            for i in range(fh):
-                y0 = r0 * sh + i * dh
-                for j in range(fw):
-                    x0 = j * dw
-                    view = block[:, :, y0 : y0 + (r1 - r0 - 1) * sh + 1 : sh, x0 : x0 + (ow - 1) * sw + 1 : sw]
-                    view += dcols[:, :, i, j]
+    def __init__(self, x_shape, w, pads, strides, dilations, groups):
+        n, c, H, W = x_shape
+        k, cg, fh, fw = w.shape
+        self.kernels_t = np.ascontiguousarray(w.reshape(groups, k // groups, cg * fh * fw).transpose(0, 2, 1))
+        self.shape, self.kernel_hw, self.pads = (c, fh, fw), (fh, fw), pads
+        self.strides, self.dilations = strides, dilations
+        self.dXp = np.zeros((n, c, H + sum(pads[0]), W + sum(pads[1])))
 
-    _run(work, chunks(n, (oh, ow), c * fh * fw), dA.size * cg * fh * fw)
-    return dXp[:, :, top : top + H, left : left + W]
+    def add(self, chunk, dAg: np.ndarray, ow: int) -> None:
+        """Add the windows of ``chunk``, given its upstream gradient ``dAg`` of shape ``(g, K/g, pixels)``."""
+        n0, n1, r0, r1 = chunk
+        (sh, sw), (dh, dw) = self.strides, self.dilations
+        dcols = np.matmul(self.kernels_t, dAg).reshape(self.shape + (n1 - n0, r1 - r0, ow))
+        dcols = dcols.transpose(3, 0, 1, 2, 4, 5)
+        block = self.dXp[n0:n1]
+        for i in range(self.kernel_hw[0]):
+            y0 = r0 * sh + i * dh
+            for j in range(self.kernel_hw[1]):
+                view = block[:, :, y0 : y0 + (r1 - r0 - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+                view += dcols[:, :, i, j]
+
+    def result(self) -> np.ndarray:
+        """``dX``: the padded grid cropped to the image."""
+        (top, _), (left, _) = self.pads
+        H, W = self.dXp.shape[2] - sum(self.pads[0]), self.dXp.shape[3] - sum(self.pads[1])
+        return self.dXp[:, :, top : top + H, left : left + W]

@@ -218,3 +218,17 @@ def test_affine_bad_shapes(x_shape, w_shape, b_shape, message):
     assert str(info.value) == message
     with pytest.raises(ShapeError, match=r"dout must have the output's shape \(4, 2\); got shape \(2, 4\)"):
         affine_backward(np.ones((4, 6)), np.ones((6, 2)), np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_pool_on_threads_gives_the_same_numbers(monkeypatch, mode):
+    from convcli.layers import _threads, pool
+
+    monkeypatch.setattr(pool, "PARALLEL_PIXELS", 0)
+    monkeypatch.setattr(_threads, "THREADS", 3)
+    rng = np.random.default_rng(6)
+    X = rng.integers(-2, 3, (2, 4, 8, 6)).astype(float)
+    dA = rng.standard_normal((2, 4, 4, 3))
+    A_ref, dX_ref = pool_reference(X, (2, 2), (2, 2), (0, 0), mode, dA)
+    np.testing.assert_allclose(pool_forward(X, 2, mode=mode), A_ref, rtol=1e-13)
+    np.testing.assert_allclose(pool_backward(X, dA, 2, mode=mode)["X"], dX_ref, rtol=1e-13, atol=1e-15)
