@@ -11,18 +11,19 @@ rows of one image, so that the window matrix of a chunk holds about
 :data:`COLS_BUDGET` numbers.  For each chunk the windows of all ``C``
 channels are copied, one kernel tap at a time and straight from the
 unpadded images (the zero border is written, never padded), into a matrix
-``cols`` of shape ``(g, C/g*Fh*Fw, pixels)`` per image.  One stacked BLAS
-product ``(g, K/g, C/g*Fh*Fw) @ cols`` writes the chunk's outputs in place;
-a bias rides along as one more row of ones in ``cols``.  Chunks run on up to
-:data:`THREADS` threads (numpy's copies and BLAS release the GIL; each
-thread owns its buffer and writes its own outputs).
+``cols`` of shape ``(g, C/g*Fh*Fw, n*pixels)``.  One BLAS product per group,
+``(K/g, C/g*Fh*Fw) @ cols``, gives the chunk's outputs; a bias rides along as
+one more row of ones in ``cols``.  Large jobs split their chunks over
+:data:`THREADS` threads with one-thread BLAS, as torch does
+(:mod:`convcli.layers._threads`); each thread owns its buffer and writes its
+own outputs.
 
 The backward pass (:func:`backward`) is BLAS too: ``dw`` (and ``db``, from
-the row of ones) is ``dA @ cols.T`` summed over chunks, and ``dX`` is, for
-stride 1, the same correlation run on ``dA`` with the kernels rotated and
-their channel axes swapped (a transposed convolution); for other strides
-``dcols = w.T @ dA`` is added back onto the grid tap by tap.  Python loops
-run over chunks and kernel taps only, never over channels or pixels.
+the row of ones) is ``dA @ cols.T`` summed over chunks, and ``dX`` is either
+the same correlation run on ``dA`` with the kernels rotated and their channel
+axes swapped (a transposed convolution, for stride 1), or ``w.T @ dA`` added
+back onto the grid tap by tap.  Python loops run over chunks and kernel taps
+only, never over channels or pixels.
 """
 
 from __future__ import annotations

@@ -97,8 +97,12 @@ def pool_backward(X, dA=None, size=2, *, stride=None, mode: str = "max", padding
 
     def work(part):
         m0, m1 = part
-        dXp = _max_backward(X3[m0:m1], dA3[m0:m1], geometry) if mode == "max" else _avg_backward(X3[m0:m1], dA3[m0:m1], geometry)
-        dX[m0:m1] = dXp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]]
+        if mode == "max":
+            dXp = _max_backward(X3[m0:m1], dA3[m0:m1], geometry, dX[m0:m1] if not (ph or pw) else None)
+        else:
+            dXp = _avg_backward(X3[m0:m1], dA3[m0:m1], geometry)
+        if not np.shares_memory(dXp, dX):
+            dX[m0:m1] = dXp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]]
 
     _threads.parallel(work, _parts(X3))
     return {"X": dX.reshape(np.shape(X))}
@@ -130,17 +134,15 @@ def _max_forward(X3, size, strides, pads, out_hw):
     if ph or pw:
         Xp = np.full((X3.shape[0], X3.shape[1] + 2 * ph, X3.shape[2] + 2 * pw), -np.inf)
         Xp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]] = X3
-    best = None
-    for view, _ in _taps(Xp, None, (size, strides, pads, out_hw)):
-        if best is None:
-            best = view.copy()
-        else:
-            np.maximum(best, view, out=best)
+    views = [view for view, _ in _taps(Xp, None, (size, strides, pads, out_hw))]
+    best = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
+    for view in views[2:]:
+        np.maximum(best, view, out=best)
     return best, Xp
 
 
-def _max_backward(X3, dA3, geometry) -> np.ndarray:
-    """The gradient on the padded grid: each window's ``dA`` at its first maximum.
+def _max_backward(X3, dA3, geometry, out=None) -> np.ndarray:
+    """The gradient on the padded grid (written into ``out`` if given): each window's ``dA`` at its first maximum.
 
     Taps are visited in row-major order; a tap takes the windows whose maximum
     it holds and no earlier tap took (``chosen > taken`` is ``chosen & ~taken``).
@@ -149,7 +151,11 @@ def _max_backward(X3, dA3, geometry) -> np.ndarray:
     best, Xp = _max_forward(X3, *geometry)
     # windows side by side covering the image exactly: every pixel is in one tap's view, written once
     tiled = (sh, sw) == (fh, fw) and not (ph or pw) and (oh * fh, ow * fw) == X3.shape[1:]
-    dXp = np.empty(Xp.shape) if tiled else np.zeros(Xp.shape)
+    if out is None:
+        out = np.empty(Xp.shape)
+    dXp = out
+    if not tiled:
+        dXp[...] = 0.0
     nan = np.isnan(best)
     nan = nan if nan.any() else None
     real = None
@@ -157,23 +163,29 @@ def _max_backward(X3, dA3, geometry) -> np.ndarray:
         real = np.zeros(Xp.shape[1:], dtype=bool)
         real[ph : ph + X3.shape[1], pw : pw + X3.shape[2]] = True
     taken = None
-    for (i, j), (view, out) in zip(np.ndindex(fh, fw), _taps(Xp, dXp, geometry)):
-        chosen = view == best
-        if nan is not None:  # a NaN window sends its gradient to its first NaN
-            chosen |= nan & np.isnan(view)
-        if real is not None:
-            chosen &= real[i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
-        if taken is None:
-            taken = chosen
+    last = fh * fw - 1
+    for t, (view, target) in enumerate(_taps(Xp, dXp, geometry)):
+        i, j = divmod(t, fw)
+        if t == last and t and nan is None and real is None:
+            chosen = ~taken  # the last tap holds the maximum of every window not yet taken
         else:
-            np.greater(chosen, taken, out=chosen)
-            taken |= chosen
+            chosen = view == best
+            if nan is not None:  # a NaN window sends its gradient to its first NaN
+                chosen |= nan & np.isnan(view)
+            if real is not None:
+                chosen &= real[i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
+            if taken is None:
+                taken = chosen
+            else:
+                np.greater(chosen, taken, out=chosen)
+                if t < last:
+                    taken |= chosen
         if tiled:
-            np.multiply(dA3, chosen, out=out)
+            np.multiply(dA3, chosen, out=target)
         elif sh >= fh and sw >= fw:  # each pixel is in one window at most: place, don't add
-            np.copyto(out, dA3, where=chosen)
+            np.copyto(target, dA3, where=chosen)
         else:
-            out += np.where(chosen, dA3, 0.0)
+            target += np.where(chosen, dA3, 0.0)
     return dXp
 
 
