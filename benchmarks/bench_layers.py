@@ -7,8 +7,9 @@
 torch is a benchmark-only dependency (``pip install torch``); without it the
 run says so and exits 0.  Both sides use float64 and the same number of
 threads: ``torch.set_num_threads(n)`` and, for numpy, OpenBLAS/MKL/OpenMP
-thread variables set to ``n`` before numpy is imported, plus convcli's own
-thread pool set to ``n``.  Each target runs convcli and torch alternately,
+thread variables set to ``n`` before numpy is imported, and convcli's own
+threads set to ``n`` (large layers run on them with one-thread BLAS, as torch
+runs its batch on its threads).  Each target runs convcli and torch alternately,
 several rounds, and compares the best time of each (the least disturbed by
 other work on the machine).  It also checks that both give the same numbers.
 The table is Markdown; the exit status is 1 when a target is missed.
@@ -142,9 +143,9 @@ def main(argv=None) -> int:
         print("torch is not installed (pip install torch): nothing to compare with; skipped")
         return 0
     torch.set_num_threads(args.threads)
-    from convcli.layers import _channels
+    from convcli.layers import _channels, _threads
 
-    _channels.THREADS = args.threads
+    _channels.THREADS = _threads.THREADS = args.threads
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"numpy {np.__version__}, torch {torch.__version__}, Python {sys.version.split()[0]}, "
