@@ -236,3 +236,65 @@ def test_checker_passes_conv_layer_for_varied_shapes(h, w_, fh, fw, stride):
         X=X, w=w,
     )
     assert result.passed, str(result)
+
+
+# ----------------------------------------------------------------------------- options, bias keys, upstream shapes
+
+
+def test_non_array_options_are_passed_through_not_checked(rng):
+    from convcli.layers import pool_backward, pool_forward
+
+    seen = []
+
+    def forward(X, size, stride, mode):
+        seen.append((size, stride, mode))
+        return pool_forward(X, size, stride=stride, mode=mode)
+
+    def backward(X, dA, size, stride, mode):
+        return pool_backward(X, dA, size, stride=stride, mode=mode)
+
+    result = gradient_check(forward, backward, X=rng.standard_normal((2, 5, 5)), size=3, stride=(2, 1),
+                            options={"mode": "avg"})
+    assert result.passed, str(result)
+    assert [c.name for c in result.inputs] == ["X"] and result.upstream == "dA"
+    assert set(seen) == {(3, (2, 1), "avg")}  # never perturbed, never turned into float arrays
+
+
+def test_checker_mode_and_a_layer_option_named_mode(rng):
+    from convcli.layers import pool_backward, pool_forward
+
+    with pytest.raises(ParameterError, match=r"got 'max' \(a layer's own option named mode goes in options=\{'mode': 'max'\}\)"):
+        gradient_check(pool_forward, pool_backward, X=rng.standard_normal((4, 4)), mode="max")
+    fast = gradient_check(pool_forward, pool_backward, X=rng.standard_normal((4, 4)), mode="fast", options={"mode": "max"})
+    assert fast.passed and fast.mode == "fast"
+
+
+def test_options_errors(rng):
+    with pytest.raises(ParameterError, match="needs at least one array input to check; got only options"):
+        gradient_check(lambda size: size, lambda size: {}, size=2)
+    with pytest.raises(ParameterError, match="x given both as an input and in options"):
+        gradient_check(lambda x: x, lambda x: {"x": x}, x=np.ones(2), options={"x": 1})
+
+
+def test_bias_key_is_checked_and_a_wrong_bias_gradient_fails(rng):
+    X, w, b = rng.standard_normal((2, 3, 5, 5)), rng.standard_normal((4, 3, 2, 2)), rng.standard_normal(4)
+    good = gradient_check(conv_forward, conv_backward, X=X, w=w, b=b, padding=1)
+    assert good.passed and [c.name for c in good.inputs] == ["X", "w", "b"]
+
+    def no_bias_gradient(X, w, dA, b, padding):
+        grads = conv_backward(X, w, dA, b, padding=padding)
+        del grads["b"]
+        return grads
+
+    missing = gradient_check(conv_forward, no_bias_gradient, X=X, w=w, b=b, padding=1)
+    assert not missing["b"].passed and "no gradient returned for 'b'" in missing["b"].message
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3), (2, 1, 3, 2)])
+def test_random_upstream_for_every_output_shape(shape):
+    """A backward that ignores its upstream gradient fails for every output shape, scalar included."""
+    x = np.random.default_rng(0).standard_normal(shape)
+    good = gradient_check(lambda x: x**3, lambda x, dy: {"x": 3 * x**2 * dy}, x=x)
+    assert good.passed, str(good)
+    lazy = gradient_check(lambda x: x**3, lambda x, dy: {"x": 3 * x**2}, x=x)
+    assert not lazy.passed

@@ -1,29 +1,42 @@
 """The Conv layer over channels, groups and dilation: windows x BLAS in bounded chunks (numpy only, private).
 
 :func:`convcli.layers.conv_forward` sends its 4-D forms here (and any form
-with ``dilation`` other than 1).  Images ``Xp`` arrive already padded, shape
-``(N, C, Hp, Wp)``; kernels ``w`` have shape ``(K, C/g, Fh, Fw)`` for ``g``
-groups, already flipped when ``flip=True``.
+with ``dilation`` or ``groups`` other than 1).  Images ``X`` have shape
+``(N, C, H, W)``, float64; kernels ``w`` have shape ``(K, C/g, Fh, Fw)`` for
+``g`` groups, already flipped when ``flip=True``; ``pads`` are zero padding
+(other borders are padded in ``conv`` first and arrive with zero ``pads``).
 
-The work is cut into chunks of whole images, or of output rows of one image,
-so that the window matrix of a chunk holds about :data:`COLS_BUDGET` numbers.
-For each chunk the windows of all ``C`` channels are copied, one kernel tap
-at a time, into a matrix ``cols`` of shape ``(g, C/g*Fh*Fw, pixels)`` per
-image, and one stacked BLAS product ``(g, K/g, C/g*Fh*Fw) @ cols`` writes the
-chunk's outputs in place.  The backward pass builds the same ``cols`` and
-runs the chain rule through BLAS too: ``dw += dA @ cols.T`` and
-``dcols = w.T @ dA``, whose taps are added back onto the padded grid.  Python
-loops run over chunks and kernel taps only, never over channels or pixels.
+:func:`correlate` cuts the work into chunks of whole images, or of output
+rows of one image, so that the window matrix of a chunk holds about
+:data:`COLS_BUDGET` numbers.  For each chunk the windows of all ``C``
+channels are copied, one kernel tap at a time and straight from the
+unpadded images (the zero border is written, never padded), into a matrix
+``cols`` of shape ``(g, C/g*Fh*Fw, n*pixels)``.  One BLAS product per group,
+``(K/g, C/g*Fh*Fw) @ cols``, gives the chunk's outputs; a bias rides along as
+one more row of ones in ``cols``.  Large jobs split their chunks over
+:data:`THREADS` threads with one-thread BLAS, as torch does
+(:mod:`convcli.layers._threads`); each thread owns its buffer and writes its
+own outputs.
+
+The backward pass (:func:`backward`) is BLAS too: ``dw`` (and ``db``, from
+the row of ones) is ``dA @ cols.T`` summed over chunks, and ``dX`` is either
+the same correlation run on ``dA`` with the kernels rotated and their channel
+axes swapped (a transposed convolution, for stride 1), or ``w.T @ dA`` added
+back onto the grid tap by tap.  Python loops run over chunks and kernel taps
+only, never over channels or pixels.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import numpy as np
 
-#: Numbers in one chunk's window matrix (2 MiB of float64): small enough to stay in cache.
-COLS_BUDGET = 1 << 18
+from convcli.layers import _threads
+
+#: Numbers in one chunk's window matrix (4 MiB of float64; measured best between 256 KiB and 16 MiB).
+COLS_BUDGET = 1 << 19
+#: Threads for jobs of at least :data:`PARALLEL_WORK` multiply-adds.
+THREADS = _threads.THREADS
+PARALLEL_WORK = 1 << 24
 
 
 def output_hw(padded_hw, kernel_hw, strides, dilations) -> "tuple[int, int]":
@@ -31,90 +44,218 @@ def output_hw(padded_hw, kernel_hw, strides, dilations) -> "tuple[int, int]":
     return tuple((p - d * (f - 1) - 1) // s + 1 for p, f, s, d in zip(padded_hw, kernel_hw, strides, dilations))
 
 
-def chunks(n_images: int, out_hw, column: int, budget: int = COLS_BUDGET) -> Iterator["tuple[int, int, int, int]"]:
+def chunks(n_images: int, out_hw, column: int, budget: "int | None" = None) -> "list[tuple[int, int, int, int]]":
     """``(n0, n1, r0, r1)``: images ``n0:n1`` and output rows ``r0:r1`` whose windows fit ``budget`` numbers.
 
     ``column`` is the length of one window (``C*Fh*Fw``).  Whole images go
     together when one image fits; otherwise one image is cut into bands of rows.
     """
+    budget = COLS_BUDGET if budget is None else budget
     oh, ow = out_hw
     per_image = column * oh * ow
     if per_image <= budget:
         step = max(1, budget // max(per_image, 1))
-        for n0 in range(0, n_images, step):
-            yield n0, min(n0 + step, n_images), 0, oh
-        return
+        step = min(step, -(-n_images // THREADS))  # at least one chunk per thread
+        return [(n0, min(n0 + step, n_images), 0, oh) for n0 in range(0, n_images, step)]
     rows = max(1, budget // max(column * ow, 1))
-    for n in range(n_images):
-        for r0 in range(0, oh, rows):
-            yield n, n + 1, r0, min(r0 + rows, oh)
+    return [(n, n + 1, r0, min(r0 + rows, oh)) for n in range(n_images) for r0 in range(0, oh, rows)]
 
 
-def _tap_view(Xp: np.ndarray, i: int, j: int, r0: int, r1: int, ow: int, strides, dilations) -> np.ndarray:
-    """The pixels kernel tap ``(i, j)`` meets for output rows ``r0:r1``: a view ``(n, C, r1-r0, ow)``."""
+# ----------------------------------------------------------------------------- windows
+
+
+def _span(n: int, out: int, start: int, step: int) -> "tuple[int, int]":
+    """The outputs ``o`` in ``0:out`` whose input ``start + o*step`` lies inside ``0:n``, as ``(first, stop)``."""
+    first = -(start // step) if start < 0 else 0
+    stop = min(out, (n - 1 - start) // step + 1) if n - 1 - start >= 0 else 0
+    return first, max(first, stop)
+
+
+def _fill(cols: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, dilations) -> None:
+    """Copy the windows of a chunk into ``cols`` of shape ``(n, g, C/g, Fh, Fw, rows, W')``.
+
+    Tap ``(i, j)`` of output pixel ``(y, x)`` reads ``X[y*sh + i*dh - top, x*sw + j*dw - left]``;
+    reads outside the image are the zero border and are written as zeros.
+    """
+    n0, n1, r0, r1 = chunk
+    n, g, cg = cols.shape[:3]
+    (top, _), (left, _) = pads
     (sh, sw), (dh, dw) = strides, dilations
-    y0, x0 = r0 * sh + i * dh, j * dw
-    return Xp[..., y0 : y0 + (r1 - r0 - 1) * sh + 1 : sh, x0 : x0 + (ow - 1) * sw + 1 : sw]
+    H, W = X.shape[2:]
+    ow = cols.shape[-1]
+    images = X[n0:n1].reshape(n, g, cg, H, W)
+    for i in range(kernel_hw[0]):
+        y0 = r0 * sh + i * dh - top
+        ya, yb = _span(H, r1 - r0, y0, sh)
+        for j in range(kernel_hw[1]):
+            x0 = j * dw - left
+            xa, xb = _span(W, ow, x0, sw)
+            target = cols[:, :, :, i, j]
+            if (ya, yb, xa, xb) != (0, r1 - r0, 0, ow):
+                target[...] = 0.0
+            if ya < yb and xa < xb:
+                target[..., ya:yb, xa:xb] = images[
+                    ..., y0 + ya * sh : y0 + (yb - 1) * sh + 1 : sh, x0 + xa * sw : x0 + (xb - 1) * sw + 1 : sw
+                ]
 
 
-def _columns(Xp, kernel_hw, chunk, ow, strides, dilations, groups) -> np.ndarray:
-    """The windows of a chunk as ``(n, g, C/g*Fh*Fw, pixels)`` float64 (copied one tap at a time)."""
+def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
+    """``[work(part), ...]`` over consecutive parts of ``plan``: on :data:`THREADS` threads for large jobs.
+
+    The threads run with one-thread BLAS (:func:`convcli.layers._threads.parallel`),
+    as torch does.  With ``whole_images`` the parts split between images,
+    never inside one, so threads that add into an output never share an image.
+    """
+    units = sorted({chunk[0] for chunk in plan}) if whole_images else list(range(len(plan)))
+    threads = min(THREADS, len(units)) if flops >= PARALLEL_WORK else 1
+    if threads <= 1:
+        return [work(plan)]
+    cuts = [units[len(units) * t // threads] for t in range(threads)] + [units[-1] + 1]
+    key = (lambda i, chunk: chunk[0]) if whole_images else (lambda i, chunk: i)
+    parts = [[c for i, c in enumerate(plan) if lo <= key(i, c) < hi] for lo, hi in zip(cuts, cuts[1:])]
+    return _threads.parallel(work, parts)
+
+
+class _Columns:
+    """A reusable window buffer for the chunks of one job, ``(g, C/g*Fh*Fw [+1], n*pixels)``.
+
+    Column ``m*pixels + p`` holds the window of output pixel ``p`` of image
+    ``m`` of the chunk, so one 2-D BLAS product per group covers every image
+    of the chunk.  With ``ones`` the last row of each group is all ones: a bias
+    column in the kernel matrix then adds the bias inside the product.
+    """
+
+    def __init__(self, X, kernel_hw, groups, pads, strides, dilations, ow, ones):
+        self.X, self.kernel_hw, self.groups, self.ones = X, tuple(kernel_hw), groups, ones
+        self.pads, self.strides, self.dilations, self.ow = pads, strides, dilations, ow
+        self.rows = (X.shape[1] // groups) * kernel_hw[0] * kernel_hw[1]
+        self.buffer, self.shape = np.empty(0), None
+
+    def __call__(self, chunk) -> np.ndarray:
+        n0, n1, r0, r1 = chunk
+        n, rows = n1 - n0, r1 - r0
+        height = self.rows + self.ones
+        size = self.groups * height * n * rows * self.ow
+        if self.buffer.size < size:
+            self.buffer, self.shape = np.empty(size), None
+        cols = self.buffer[:size].reshape(self.groups, height, n * rows * self.ow)
+        if self.ones and self.shape != cols.shape:
+            cols[:, -1] = 1.0
+            self.shape = cols.shape
+        cg = self.X.shape[1] // self.groups
+        windows = cols[:, : self.rows].reshape((self.groups, cg) + self.kernel_hw + (n, rows, self.ow))
+        _fill(windows.transpose(4, 0, 1, 2, 3, 5, 6), self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
+        return cols
+
+
+def _by_group(a: np.ndarray, chunk, groups: int) -> np.ndarray:
+    """``a[n0:n1, :, r0:r1]`` of shape ``(n, K, rows, W')`` as ``(g, K/g, n*rows*W')`` (a view when n is 1)."""
     n0, n1, r0, r1 = chunk
-    fh, fw = kernel_hw
-    c = Xp.shape[1]
-    cols = np.empty((n1 - n0, c, fh, fw, r1 - r0, ow))
-    block = Xp[n0:n1]
-    for i in range(fh):
-        for j in range(fw):
-            cols[:, :, i, j] = _tap_view(block, i, j, r0, r1, ow, strides, dilations)
-    return cols.reshape(n1 - n0, groups, (c // groups) * fh * fw, (r1 - r0) * ow)
+    part = a[n0:n1, :, r0:r1]
+    return part.reshape(n1 - n0, groups, a.shape[1] // groups, -1).transpose(1, 2, 0, 3).reshape(groups, a.shape[1] // groups, -1)
 
 
-def _out_view(A: np.ndarray, chunk, groups: int) -> "tuple[np.ndarray, bool]":
-    """The chunk's part of ``A`` as ``(n, g, K/g, pixels)``, and whether it is a view (not a copy)."""
-    n0, n1, r0, r1 = chunk
-    part = A[n0:n1, :, r0:r1]
-    shaped = part.reshape(n1 - n0, groups, A.shape[1] // groups, -1)
-    return shaped, np.shares_memory(shaped, A)
+# ----------------------------------------------------------------------------- forward
 
 
-def forward(Xp: np.ndarray, w: np.ndarray, strides, dilations, groups: int) -> np.ndarray:
-    """Cross-correlate padded images ``(N, C, Hp, Wp)`` with kernels ``(K, C/g, Fh, Fw)``: ``(N, K, H', W')``."""
-    n, c = Xp.shape[:2]
+def correlate(X, w, b, pads, strides, dilations, groups: int) -> np.ndarray:
+    """Cross-correlate images ``(N, C, H, W)`` with kernels ``(K, C/g, Fh, Fw)`` plus bias: ``(N, K, H', W')``."""
+    n, c, H, W = X.shape
     k, cg, fh, fw = w.shape
-    oh, ow = output_hw(Xp.shape[2:], (fh, fw), strides, dilations)
-    W = w.reshape(groups, k // groups, cg * fh * fw)
+    padded = (H + sum(pads[0]), W + sum(pads[1]))
+    oh, ow = output_hw(padded, (fh, fw), strides, dilations)
+    kernels = w.reshape(groups, k // groups, cg * fh * fw)
+    if b is not None:  # the bias as one more column, met by the row of ones
+        kernels = np.concatenate([kernels, np.broadcast_to(b, (k,)).reshape(groups, k // groups, 1)], axis=2)
+    kernels = np.ascontiguousarray(kernels)
     A = np.empty((n, k, oh, ow))
-    for chunk in chunks(n, (oh, ow), c * fh * fw):
-        cols = _columns(Xp, (fh, fw), chunk, ow, strides, dilations, groups)
-        target, in_place = _out_view(A, chunk, groups)
-        if in_place:
-            np.matmul(W, cols, out=target)
-        else:
+
+    def work(part):
+        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, b is not None)
+        for chunk in part:
             n0, n1, r0, r1 = chunk
-            A[n0:n1, :, r0:r1] = np.matmul(W, cols).reshape(n1 - n0, k, r1 - r0, ow)
+            cols = columns(chunk)
+            if n1 - n0 == 1:  # one image: BLAS writes straight into A
+                target = A[n0, :, r0:r1].reshape(groups, k // groups, -1)
+                if np.shares_memory(target, A):
+                    np.matmul(kernels, cols, out=target)
+                    continue
+            out = np.matmul(kernels, cols).reshape(k, n1 - n0, r1 - r0, ow)
+            A[n0:n1, :, r0:r1] = out.transpose(1, 0, 2, 3)
+
+    _run(work, chunks(n, (oh, ow), c * fh * fw), A.size * cg * fh * fw)
     return A
 
 
-def backward(Xp: np.ndarray, w: np.ndarray, dA: np.ndarray, strides, dilations, groups: int):
-    """``(dXp, dw)`` for :func:`forward`: the gradient on the padded grid and the kernels' gradient."""
-    n, c = Xp.shape[:2]
+# ----------------------------------------------------------------------------- backward
+
+
+def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
+    """``(dX, dw, db)`` for :func:`correlate` with zero ``pads``; ``db`` is None without ``bias``.
+
+    ``dw`` (and ``db``, from the row of ones) is ``dA @ cols.T`` summed over
+    the chunks.  ``dX`` has ``X``'s shape: for stride 1 with no more kernels
+    than channels it is the correlation of ``dA`` with the kernels rotated by
+    180 degrees and their ``K``/``C`` axes swapped (per group), padded so that
+    pixel ``(u, v)`` meets every window that read it; otherwise each chunk's
+    ``dcols = w.T @ dA`` is added back onto the grid tap by tap, in the same
+    pass as ``dw``.  (The first copies ``K*Fh*Fw`` rows of windows, the second
+    adds ``C*Fh*Fw``: each is used where it moves less memory.)
+    """
+    n, c = X.shape[:2]
     k, cg, fh, fw = w.shape
     oh, ow = dA.shape[2:]
-    W = w.reshape(groups, k // groups, cg * fh * fw)
-    WT = np.ascontiguousarray(W.transpose(0, 2, 1))
-    dXp = np.zeros(Xp.shape)
-    dW = np.zeros_like(W)
-    for chunk in chunks(n, (oh, ow), c * fh * fw):
+    spans = ((fh - 1) * dilations[0], (fw - 1) * dilations[1])
+    back_pads = tuple((s - p[0], s - p[1]) for s, p in zip(spans, pads))
+    transposed = tuple(strides) == (1, 1) and min(min(p) for p in back_pads) >= 0 and k <= cg * groups
+    scatter = None if transposed else _Scatter(X.shape, w, pads, strides, dilations, groups)
+
+    def work(part):
+        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, bias)
+        total = np.zeros((groups, k // groups, cg * fh * fw + bias))
+        for chunk in part:
+            dAg = _by_group(dA, chunk, groups)
+            total += np.matmul(dAg, columns(chunk).transpose(0, 2, 1))
+            if scatter is not None:
+                scatter.add(chunk, dAg, ow)
+        return total
+
+    total = sum(_run(work, chunks(n, (oh, ow), c * fh * fw), dA.size * cg * fh * fw, whole_images=not transposed))
+    dw = total[:, :, : cg * fh * fw].reshape(w.shape)
+    db = total[:, :, -1].reshape(k) if bias else None
+    if transposed:
+        rotated = w[:, :, ::-1, ::-1].reshape(groups, k // groups, cg, fh, fw).transpose(0, 2, 1, 3, 4)
+        rotated = np.ascontiguousarray(rotated).reshape(groups * cg, k // groups, fh, fw)
+        return correlate(dA, rotated, None, back_pads, (1, 1), dilations, groups), dw, db
+    return scatter.result(), dw, db
+
+
+class _Scatter:
+    """``dX`` built chunk by chunk: ``dcols = w.T @ dA`` added back onto the zero-padded grid, tap by tap."""
+
+    def __init__(self, x_shape, w, pads, strides, dilations, groups):
+        n, c, H, W = x_shape
+        k, cg, fh, fw = w.shape
+        self.kernels_t = np.ascontiguousarray(w.reshape(groups, k // groups, cg * fh * fw).transpose(0, 2, 1))
+        self.shape, self.kernel_hw, self.pads = (c, fh, fw), (fh, fw), pads
+        self.strides, self.dilations = strides, dilations
+        self.dXp = np.zeros((n, c, H + sum(pads[0]), W + sum(pads[1])))
+
+    def add(self, chunk, dAg: np.ndarray, ow: int) -> None:
+        """Add the windows of ``chunk``, given its upstream gradient ``dAg`` of shape ``(g, K/g, pixels)``."""
         n0, n1, r0, r1 = chunk
-        cols = _columns(Xp, (fh, fw), chunk, ow, strides, dilations, groups)
-        dAc = dA[n0:n1, :, r0:r1].reshape(n1 - n0, groups, k // groups, -1)
-        # A = W @ cols for every image, so dW sums dA @ cols.T over the images ...
-        dW += np.matmul(dAc, cols.transpose(0, 1, 3, 2)).sum(axis=0)
-        # ... and each window's pixels receive W.T @ dA, added back tap by tap
-        dcols = np.matmul(WT, dAc).reshape(n1 - n0, c, fh, fw, r1 - r0, ow)
-        block = dXp[n0:n1]
-        for i in range(fh):
-            for j in range(fw):
-                _tap_view(block, i, j, r0, r1, ow, strides, dilations)[...] += dcols[:, :, i, j]
-    return dXp, dW.reshape(w.shape)
+        (sh, sw), (dh, dw) = self.strides, self.dilations
+        dcols = np.matmul(self.kernels_t, dAg).reshape(self.shape + (n1 - n0, r1 - r0, ow))
+        dcols = dcols.transpose(3, 0, 1, 2, 4, 5)
+        block = self.dXp[n0:n1]
+        for i in range(self.kernel_hw[0]):
+            y0 = r0 * sh + i * dh
+            for j in range(self.kernel_hw[1]):
+                view = block[:, :, y0 : y0 + (r1 - r0 - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw]
+                view += dcols[:, :, i, j]
+
+    def result(self) -> np.ndarray:
+        """``dX``: the padded grid cropped to the image."""
+        (top, _), (left, _) = self.pads
+        H, W = self.dXp.shape[2] - sum(self.pads[0]), self.dXp.shape[3] - sum(self.pads[1])
+        return self.dXp[:, :, top : top + H, left : left + W]

@@ -151,3 +151,74 @@ def _border_mode(border: str) -> str:
         return BORDERS[border]
     except (KeyError, TypeError):
         raise ParameterError(f"border must be one of {', '.join(BORDERS)}; got {border!r}") from None
+
+
+# ----------------------------------------------------------------------------- the Conv layer's forms
+
+
+def _channels_form(X, w, dilation, groups) -> bool:
+    """Whether the channels path computes this call: a 4-D form, dilation or groups."""
+    return np.ndim(w) == 4 or np.ndim(X) == 4 or _pair(dilation, "dilation", minimum=1) != (1, 1) or groups != 1
+
+
+def _prepare_channels(X, w, groups):
+    """float64 ``(N, C, H, W)`` images and ``(K, C/groups, Fh, Fw)`` kernels, and which axes to squeeze out.
+
+    One-channel forms (2-D/3-D ``X`` and ``w``, here because of ``dilation``)
+    become ``C = 1``; one ``(C, H, W)`` image with a 4-D ``w`` becomes ``N = 1``.
+    """
+    X, w = _as_float(X, "X"), _as_float(w, "w")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ParameterError(f"groups must be a whole number >= 1; got {groups!r}")
+    if X.ndim in (2, 3) and w.ndim in (2, 3):
+        squeeze = (X.ndim == 2, w.ndim == 2)
+        X4, w4 = X.reshape((-1, 1) + X.shape[-2:]), w.reshape((-1, 1) + w.shape[-2:])
+    elif w.ndim == 4 and X.ndim in (3, 4):
+        squeeze = (X.ndim == 3, False)
+        X4, w4 = (X[None] if X.ndim == 3 else X), w
+    elif w.ndim == 4:
+        raise ShapeError(
+            f"with w of shape (K, C // groups, Fh, Fw), X must have shape (N, C, H, W) or (C, H, W); got shape {X.shape}"
+        )
+    elif X.ndim == 4:
+        raise ShapeError(
+            f"X of shape {X.shape} is (N, C, H, W) and needs w of shape (K, C // groups, Fh, Fw); got w shape {w.shape}"
+        )
+    else:
+        raise ShapeError(f"X must have shape (H, W), (N, H, W) or (N, C, H, W); got shape {X.shape} (w {w.shape})")
+    if 0 in X4.shape or 0 in w4.shape:
+        raise ShapeError(f"X and w must not be empty; got X {X.shape} and w {w.shape}")
+    c, (k, cg) = X4.shape[1], w4.shape[:2]
+    if c % groups:
+        raise ParameterError(f"groups must divide the input channels C = {c}; got groups={groups}")
+    if k % groups:
+        raise ParameterError(f"groups must divide the number of kernels K = {k} (w.shape[0]); got groups={groups}")
+    if cg * groups != c:
+        raise ShapeError(
+            f"w.shape[1] must be C // groups = {c // groups} (X has C = {c} channels, groups={groups});"
+            f" got w shape {w.shape}"
+        )
+    return X4, w4, squeeze
+
+
+def _bias(b, n_kernels: int) -> "np.ndarray | None":
+    """The bias as a float64 array of shape ``(K,)`` (or ``()`` for one kernel), or None."""
+    if b is None:
+        return None
+    b = _as_float(b, "b")
+    if b.shape == (n_kernels,) or (b.ndim == 0 and n_kernels == 1):
+        return b
+    scalar = " or a scalar" if n_kernels == 1 else ""
+    raise ShapeError(f"b must have shape ({n_kernels},), one number per kernel{scalar}; got shape {b.shape}")
+
+
+def _zero_pads(X4: np.ndarray, pads, border: str):
+    """``(X, pads)`` for the channels path: zero pads stay implicit; other borders are padded here."""
+    if _border_mode(border) == "constant" or pads == ((0, 0), (0, 0)):
+        return X4, pads
+    return _pad(X4, pads, border), ((0, 0), (0, 0))
+
+
+def _flipped(w: np.ndarray, flip: bool) -> np.ndarray:
+    """The kernels rotated by 180 degrees on their last two axes when ``flip``."""
+    return w[..., ::-1, ::-1] if flip else w

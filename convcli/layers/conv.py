@@ -19,18 +19,23 @@ import sys
 
 import numpy as np
 
-from convcli.errors import ParameterError, ShapeError
+from convcli.errors import ShapeError
 from convcli.layers import _channels, _dispatch, _fastconv
 from convcli.layers._geometry import (
     BORDERS,
     Padding,
     _as_float,
+    _bias,
     _border_mode,
+    _channels_form,
+    _flipped,
     _geometry,
     _output_hw,
     _pad,
     _pair,
+    _prepare_channels,
     _unpad,
+    _zero_pads,
 )
 
 # ----------------------------------------------------------------------------- conv
@@ -127,18 +132,24 @@ def conv_forward(
     (1, 2, 2, 2)
     """
     if _channels_form(X, w, dilation, groups):
-        X4, w4, squeeze = _prepare_channels(X, w, groups)
-        bias = _bias(b, w4.shape[0])
-        pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
-        Xp = _pad(X4, pads, border)
-        A = _channels.forward(Xp, _flipped(w4, flip), strides, _pair(dilation, "dilation", minimum=1), groups)
-    else:
-        X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
-        bias = _bias(b, w3.shape[0])
-        pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
-        A = _forward(X3, _flipped(w3, flip), pads, strides, border)
+        return _forward_channels(X, w, b, padding, stride, dilation, groups, flip, border)
+    X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
+    bias = _bias(b, w3.shape[0])
+    pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+    A = _forward(X3, _flipped(w3, flip), pads, strides, border)
     if bias is not None:
         A += bias.reshape(-1, 1, 1)
+    return _squeeze(A, squeeze)
+
+
+def _forward_channels(X, w, b, padding, stride, dilation, groups, flip, border):
+    """:func:`conv_forward` on the channels path (:mod:`convcli.layers._channels`)."""
+    X4, w4, squeeze = _prepare_channels(X, w, groups)
+    bias = _bias(b, w4.shape[0])
+    pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
+    X4, pads = _zero_pads(X4, pads, border)
+    dilations = _pair(dilation, "dilation", minimum=1)
+    A = _channels.correlate(X4, _flipped(w4, flip), bias, pads, strides, dilations, groups)  # bias included
     return _squeeze(A, squeeze)
 
 
@@ -233,30 +244,38 @@ def conv_backward(
         over the batch.
     """
     if _channels_form(X, w, dilation, groups):
-        X4, w4, squeeze = _prepare_channels(X, w, groups)
-        bias = _bias(b, w4.shape[0])
-        dilations = _pair(dilation, "dilation", minimum=1)
-        pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
-        Xp = _pad(X4, pads, border)
-        out_hw = _channels.output_hw(Xp.shape[2:], w4.shape[2:], strides, dilations)
-        dA4 = _upstream(dA, (X4.shape[0], w4.shape[0]) + out_hw, squeeze)
-        dXp, dw_eff = _channels.backward(Xp, _flipped(w4, flip), dA4, strides, dilations, groups)
-        dX = _unpad(dXp, X4.shape, pads, border).reshape(np.shape(X))
-        grads = {"X": dX, "w": np.ascontiguousarray(_flipped(dw_eff, flip)).reshape(np.shape(w))}
+        return _backward_channels(X, w, dA, b, padding, stride, dilation, groups, flip, border)
+    X3, w3, squeeze = _prepare(X, w)
+    bias = _bias(b, w3.shape[0])
+    pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+    padded_hw = (X3.shape[1] + sum(pads[0]), X3.shape[2] + sum(pads[1]))
+    dA4 = _upstream(dA, (X3.shape[0], w3.shape[0]) + _output_hw(padded_hw, w3.shape[1:], strides), squeeze)
+    if _fastconv.choose_backward(w3.shape[0], strides) == "taps":
+        dX3, dw_eff = _backward_taps(X3, _flipped(w3, flip), dA4, pads, border)
     else:
-        X3, w3, squeeze = _prepare(X, w)
-        bias = _bias(b, w3.shape[0])
-        pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
-        padded_hw = (X3.shape[1] + sum(pads[0]), X3.shape[2] + sum(pads[1]))
-        dA4 = _upstream(dA, (X3.shape[0], w3.shape[0]) + _output_hw(padded_hw, w3.shape[1:], strides), squeeze)
-        if _fastconv.choose_backward(w3.shape[0], strides) == "taps":
-            dX3, dw_eff = _backward_taps(X3, _flipped(w3, flip), dA4, pads, border)
-        else:
-            dX3, dw_eff = _backward_general(X3, _flipped(w3, flip), dA4, pads, strides, border)
-        dw3 = _flipped(dw_eff, flip)
-        grads = {"X": dX3[0] if squeeze[0] else dX3, "w": np.ascontiguousarray(dw3[0] if squeeze[1] else dw3)}
+        dX3, dw_eff = _backward_general(X3, _flipped(w3, flip), dA4, pads, strides, border)
+    dw3 = _flipped(dw_eff, flip)
+    grads = {"X": dX3[0] if squeeze[0] else dX3, "w": np.ascontiguousarray(dw3[0] if squeeze[1] else dw3)}
     if bias is not None:
         grads["b"] = dA4.sum(axis=(0, 2, 3)).reshape(bias.shape)
+    return grads
+
+
+def _backward_channels(X, w, dA, b, padding, stride, dilation, groups, flip, border):
+    """:func:`conv_backward` on the channels path; other borders are folded back by :func:`_unpad`."""
+    X4, w4, squeeze = _prepare_channels(X, w, groups)
+    bias = _bias(b, w4.shape[0])
+    dilations = _pair(dilation, "dilation", minimum=1)
+    pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
+    Xz, zero_pads = _zero_pads(X4, pads, border)
+    padded_hw = (Xz.shape[2] + sum(zero_pads[0]), Xz.shape[3] + sum(zero_pads[1]))
+    out_hw = _channels.output_hw(padded_hw, w4.shape[2:], strides, dilations)
+    dA4 = _upstream(dA, (X4.shape[0], w4.shape[0]) + out_hw, squeeze)
+    dXz, dw_eff, db = _channels.backward(Xz, _flipped(w4, flip), dA4, zero_pads, strides, dilations, groups, bias is not None)
+    dX = dXz if Xz is X4 else _unpad(dXz, X4.shape, pads, border)
+    grads = {"X": dX.reshape(np.shape(X)), "w": np.ascontiguousarray(_flipped(dw_eff, flip)).reshape(np.shape(w))}
+    if bias is not None:
+        grads["b"] = db.reshape(bias.shape)
     return grads
 
 
@@ -330,67 +349,6 @@ def _prepare(X, w, *, keep_dtype: bool = False):
         raise ShapeError(f"X and w must not be empty; got X {X.shape} and w {w.shape}")
     squeeze = (X.ndim == 2, w.ndim == 2)
     return (X[None] if squeeze[0] else X), (w[None] if squeeze[1] else w), squeeze
-
-
-def _channels_form(X, w, dilation, groups) -> bool:
-    """Whether the channels path computes this call: a 4-D form, dilation or groups."""
-    return np.ndim(w) == 4 or np.ndim(X) == 4 or _pair(dilation, "dilation", minimum=1) != (1, 1) or groups != 1
-
-
-def _prepare_channels(X, w, groups):
-    """float64 ``(N, C, H, W)`` images and ``(K, C/groups, Fh, Fw)`` kernels, and which axes to squeeze out.
-
-    One-channel forms (2-D/3-D ``X`` and ``w``, here because of ``dilation``)
-    become ``C = 1``; one ``(C, H, W)`` image with a 4-D ``w`` becomes ``N = 1``.
-    """
-    X, w = _as_float(X, "X"), _as_float(w, "w")
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ParameterError(f"groups must be a whole number >= 1; got {groups!r}")
-    if X.ndim in (2, 3) and w.ndim in (2, 3):
-        squeeze = (X.ndim == 2, w.ndim == 2)
-        X4, w4 = X.reshape((-1, 1) + X.shape[-2:]), w.reshape((-1, 1) + w.shape[-2:])
-    elif w.ndim == 4 and X.ndim in (3, 4):
-        squeeze = (X.ndim == 3, False)
-        X4, w4 = (X[None] if X.ndim == 3 else X), w
-    elif w.ndim == 4:
-        raise ShapeError(
-            f"with w of shape (K, C // groups, Fh, Fw), X must have shape (N, C, H, W) or (C, H, W); got shape {X.shape}"
-        )
-    elif X.ndim == 4:
-        raise ShapeError(
-            f"X of shape {X.shape} is (N, C, H, W) and needs w of shape (K, C // groups, Fh, Fw); got w shape {w.shape}"
-        )
-    else:
-        raise ShapeError(f"X must have shape (H, W), (N, H, W) or (N, C, H, W); got shape {X.shape} (w {w.shape})")
-    if 0 in X4.shape or 0 in w4.shape:
-        raise ShapeError(f"X and w must not be empty; got X {X.shape} and w {w.shape}")
-    c, (k, cg) = X4.shape[1], w4.shape[:2]
-    if c % groups:
-        raise ParameterError(f"groups must divide the input channels C = {c}; got groups={groups}")
-    if k % groups:
-        raise ParameterError(f"groups must divide the number of kernels K = {k} (w.shape[0]); got groups={groups}")
-    if cg * groups != c:
-        raise ShapeError(
-            f"w.shape[1] must be C // groups = {c // groups} (X has C = {c} channels, groups={groups});"
-            f" got w shape {w.shape}"
-        )
-    return X4, w4, squeeze
-
-
-def _bias(b, n_kernels: int) -> "np.ndarray | None":
-    """The bias as a float64 array of shape ``(K,)`` (or ``()`` for one kernel), or None."""
-    if b is None:
-        return None
-    b = _as_float(b, "b")
-    if b.shape == (n_kernels,) or (b.ndim == 0 and n_kernels == 1):
-        return b
-    scalar = " or a scalar" if n_kernels == 1 else ""
-    raise ShapeError(f"b must have shape ({n_kernels},), one number per kernel{scalar}; got shape {b.shape}")
-
-
-def _flipped(w: np.ndarray, flip: bool) -> np.ndarray:
-    """The kernels rotated by 180 degrees on their last two axes when ``flip``."""
-    return w[..., ::-1, ::-1] if flip else w
 
 
 def _squeeze(A: np.ndarray, squeeze) -> np.ndarray:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from convcli.errors import ParameterError, ShapeError
+from convcli.layers import _threads
 from convcli.layers._geometry import _as_float, _pair
 
 MODES = ("max", "avg")
+#: Inputs with at least this many pixels are pooled on :data:`convcli.layers._threads.THREADS` threads.
+PARALLEL_PIXELS = 1 << 18
 
 
 def pool_forward(X, size=2, *, stride=None, mode: str = "max", padding=0) -> np.ndarray:
@@ -56,10 +59,16 @@ def pool_forward(X, size=2, *, stride=None, mode: str = "max", padding=0) -> np.
     array([[2.5 , 1.75]])
     """
     X3, geometry = _prepare(X, size, stride, mode, padding)
-    if mode == "max":
-        A = _max_forward(X3, *geometry)[0]
-    else:
-        A = _sum_forward(X3, *geometry) / _counts(X3.shape[1:], *geometry)
+    A = np.empty((X3.shape[0],) + geometry[3])
+
+    def work(part):
+        m0, m1 = part
+        if mode == "max":
+            A[m0:m1] = _max_forward(X3[m0:m1], *geometry)[0]
+        else:
+            A[m0:m1] = _sum_forward(X3[m0:m1], *geometry) / _counts(X3.shape[1:], *geometry)
+
+    _threads.parallel(work, _parts(X3))
     return A.reshape(np.shape(X)[:-2] + A.shape[1:])
 
 
@@ -82,33 +91,28 @@ def pool_backward(X, dA=None, size=2, *, stride=None, mode: str = "max", padding
         ``{'X': dX}`` in X's shape.
     """
     X3, geometry = _prepare(X, size, stride, mode, padding)
-    (fh, fw), (sh, sw), (ph, pw), (oh, ow) = geometry
+    (ph, pw), (oh, ow) = geometry[2:]
     dA3 = _upstream(dA, np.shape(X)[:-2] + (oh, ow), X3.shape[0])
-    dXp = np.zeros((X3.shape[0], X3.shape[1] + 2 * ph, X3.shape[2] + 2 * pw))
-    if mode == "max":
-        best, Xp = _max_forward(X3, *geometry)
-        taken = np.zeros(best.shape, dtype=bool)
-        nan = np.isnan(best)
-        any_nan = bool(nan.any())
-        real = None
-        if ph or pw:  # a window of -inf pixels sends its gradient to its first real pixel, never to padding
-            real = np.zeros(dXp.shape[1:], dtype=bool)
-            real[ph : ph + X3.shape[1], pw : pw + X3.shape[2]] = True
-        for (i, j), (view, out) in zip(np.ndindex(fh, fw), _taps(Xp, dXp, geometry)):
-            chosen = view == best
-            if any_nan:  # a NaN window sends its gradient to its first NaN
-                chosen |= nan & np.isnan(view)
-            if real is not None:
-                chosen &= real[i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
-            chosen &= ~taken
-            taken |= chosen
-            out += np.where(chosen, dA3, 0.0)
-    else:
-        share = dA3 / _counts(X3.shape[1:], *geometry)
-        for _, out in _taps(None, dXp, geometry):
-            out += share
-    dX = dXp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]]
-    return {"X": np.ascontiguousarray(dX).reshape(np.shape(X))}
+    dX = np.empty(X3.shape)
+
+    def work(part):
+        m0, m1 = part
+        if mode == "max":
+            dXp = _max_backward(X3[m0:m1], dA3[m0:m1], geometry, dX[m0:m1] if not (ph or pw) else None)
+        else:
+            dXp = _avg_backward(X3[m0:m1], dA3[m0:m1], geometry)
+        if not np.shares_memory(dXp, dX):
+            dX[m0:m1] = dXp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]]
+
+    _threads.parallel(work, _parts(X3))
+    return {"X": dX.reshape(np.shape(X))}
+
+
+def _parts(X3: np.ndarray) -> "list[tuple[int, int]]":
+    """Ranges of images for :data:`_threads.THREADS` threads: one range for small inputs."""
+    threads = min(_threads.THREADS, X3.shape[0]) if X3.size >= PARALLEL_PIXELS else 1
+    cuts = [X3.shape[0] * t // threads for t in range(threads + 1)]
+    return list(zip(cuts, cuts[1:]))
 
 
 # ----------------------------------------------------------------------------- workers
@@ -130,13 +134,69 @@ def _max_forward(X3, size, strides, pads, out_hw):
     if ph or pw:
         Xp = np.full((X3.shape[0], X3.shape[1] + 2 * ph, X3.shape[2] + 2 * pw), -np.inf)
         Xp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]] = X3
-    best = None
-    for view, _ in _taps(Xp, None, (size, strides, pads, out_hw)):
-        if best is None:
-            best = view.copy()
-        else:
-            np.maximum(best, view, out=best)
+    views = [view for view, _ in _taps(Xp, None, (size, strides, pads, out_hw))]
+    best = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
+    for view in views[2:]:
+        np.maximum(best, view, out=best)
     return best, Xp
+
+
+def _max_backward(X3, dA3, geometry, out=None) -> np.ndarray:
+    """The gradient on the padded grid (written into ``out`` if given): each window's ``dA`` at its first maximum.
+
+    Taps are visited in row-major order; a tap takes the windows whose maximum
+    it holds and no earlier tap took (``chosen > taken`` is ``chosen & ~taken``).
+    """
+    (fh, fw), (sh, sw), (ph, pw), (oh, ow) = geometry
+    best, Xp = _max_forward(X3, *geometry)
+    # windows side by side covering the image exactly: every pixel is in one tap's view, written once
+    tiled = (sh, sw) == (fh, fw) and not (ph or pw) and (oh * fh, ow * fw) == X3.shape[1:]
+    if out is None:
+        out = np.empty(Xp.shape)
+    dXp = out
+    if not tiled:
+        dXp[...] = 0.0
+    nan = np.isnan(best)
+    nan = nan if nan.any() else None
+    real = None
+    if ph or pw:  # a window of -inf pixels sends its gradient to its first real pixel, never to padding
+        real = np.zeros(Xp.shape[1:], dtype=bool)
+        real[ph : ph + X3.shape[1], pw : pw + X3.shape[2]] = True
+    taken = None
+    last = fh * fw - 1
+    for t, (view, target) in enumerate(_taps(Xp, dXp, geometry)):
+        i, j = divmod(t, fw)
+        if t == last and t and nan is None and real is None:
+            chosen = ~taken  # the last tap holds the maximum of every window not yet taken
+        else:
+            chosen = view == best
+            if nan is not None:  # a NaN window sends its gradient to its first NaN
+                chosen |= nan & np.isnan(view)
+            if real is not None:
+                chosen &= real[i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw]
+            if taken is None:
+                taken = chosen
+            else:
+                np.greater(chosen, taken, out=chosen)
+                if t < last:
+                    taken |= chosen
+        if tiled:
+            np.multiply(dA3, chosen, out=target)
+        elif sh >= fh and sw >= fw:  # each pixel is in one window at most: place, don't add
+            np.copyto(target, dA3, where=chosen)
+        else:
+            target += np.where(chosen, dA3, 0.0)
+    return dXp
+
+
+def _avg_backward(X3, dA3, geometry) -> np.ndarray:
+    """The gradient on the zero-padded grid: each window's ``dA / count`` on every cell of it."""
+    (ph, pw) = geometry[2]
+    dXp = np.zeros((X3.shape[0], X3.shape[1] + 2 * ph, X3.shape[2] + 2 * pw))
+    share = dA3 / _counts(X3.shape[1:], *geometry)
+    for _, out in _taps(None, dXp, geometry):
+        out += share
+    return dXp
 
 
 def _sum_forward(X3, size, strides, pads, out_hw):

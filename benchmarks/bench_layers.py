@@ -1,0 +1,174 @@
+"""convcli's deep-learning layers against ``torch.nn.functional`` on the CPU, side by side in one run.
+
+    python benchmarks/bench_layers.py                 # the five targets, 2 threads each side
+    python benchmarks/bench_layers.py --repeat 21     # more rounds (less noise)
+    python benchmarks/bench_layers.py --threads 1     # one thread each side
+
+torch is a benchmark-only dependency (``pip install torch``); without it the
+run says so and exits 0.  Both sides use float64 and the same number of
+threads: ``torch.set_num_threads(n)`` and, for numpy, OpenBLAS/MKL/OpenMP
+thread variables set to ``n`` before numpy is imported, and convcli's own
+threads set to ``n`` (large layers run on them with one-thread BLAS, as torch
+runs its batch on its threads).  Each target runs convcli and torch alternately,
+several rounds, and compares the best time of each (the least disturbed by
+other work on the machine).  It also checks that both give the same numbers.
+The table is Markdown; the exit status is 1 when a target is missed.
+
+Targets (issue #10), ratio = convcli time / torch time:
+
+1. forward, ``(8, 64, 56, 56) x (64, 64, 3, 3)``, padding 1, bias: <= 0.7
+2. forward + backward (dX, dw, db), same shapes: <= 0.7
+3. forward, ``(64, 3, 32, 32) x (16, 3, 5, 5)``: <= 0.7
+4. forward + backward, same shapes: <= 0.7
+5. max-pool 2x2 forward + backward on ``(8, 64, 56, 56)``: <= 1.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+
+
+def _threads_from_argv(argv) -> int:
+    """``--threads`` must be known before numpy is imported (BLAS reads its variables at load time)."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return 2
+
+
+THREADS = _threads_from_argv(sys.argv[1:])
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_name] = str(THREADS)
+
+import numpy as np  # noqa: E402  (after the thread variables)
+
+
+def best_of(rounds: int, candidate, reference) -> "tuple[float, float]":
+    """Best wall time in seconds of each callable over ``rounds`` alternating rounds."""
+    best_c = best_r = float("inf")
+    for _ in range(rounds):
+        for func in (reference, candidate):
+            gc.collect()
+            start = time.perf_counter()
+            func()
+            elapsed = time.perf_counter() - start
+            if func is candidate:
+                best_c = min(best_c, elapsed)
+            else:
+                best_r = min(best_r, elapsed)
+    return best_c, best_r
+
+
+def rel_diff(ours, ref) -> float:
+    """``max |ours - ref| / max |ref|``."""
+    ref = ref.detach().numpy() if hasattr(ref, "detach") else np.asarray(ref)
+    return float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
+
+
+def conv_rows(torch, X_shape, w_shape, padding, bias, rounds, labels):
+    """Forward, then forward + backward, of one conv layer shape."""
+    import torch.nn.functional as F
+
+    from convcli.layers import conv_backward, conv_forward
+
+    rng = np.random.default_rng(0)
+    X, w = rng.standard_normal(X_shape), rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0]) if bias else None
+    tX, tw = torch.tensor(X, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True) if bias else None
+    A = conv_forward(X, w, b, padding=padding)
+    G = rng.standard_normal(A.shape)
+    tG = torch.tensor(G)
+
+    def ours_fb():
+        conv_forward(X, w, b, padding=padding)
+        return conv_backward(X, w, G, b, padding=padding)
+
+    def torch_fb():
+        out = F.conv2d(tX, tw, tb, 1, padding)
+        return torch.autograd.grad(out, [t for t in (tX, tw, tb) if t is not None], tG)
+
+    def torch_fwd():
+        with torch.no_grad():
+            return F.conv2d(tX, tw, tb, 1, padding)
+
+    grads, tgrads = ours_fb(), torch_fb()
+    fwd_diff = rel_diff(A, torch_fwd())
+    bwd_diff = max(rel_diff(grads[k], t) for k, t in zip(("X", "w", "b"), tgrads))
+    rows = []
+    for label, ours, ref, diff in ((labels[0], lambda: conv_forward(X, w, b, padding=padding), torch_fwd, fwd_diff),
+                                   (labels[1], ours_fb, torch_fb, max(fwd_diff, bwd_diff))):
+        mine, theirs = best_of(rounds, ours, ref)
+        rows.append((label, mine, theirs, 0.7, diff))
+    return rows
+
+
+def pool_row(torch, rounds):
+    """Max-pool 2x2, forward + backward."""
+    import torch.nn.functional as F
+
+    from convcli.layers import pool_backward, pool_forward
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((8, 64, 56, 56))
+    G = rng.standard_normal((8, 64, 28, 28))
+    tX, tG = torch.tensor(X, requires_grad=True), torch.tensor(G)
+
+    def ours():
+        pool_forward(X, 2)
+        return pool_backward(X, G, 2)["X"]
+
+    def theirs():
+        return torch.autograd.grad(F.max_pool2d(tX, 2), tX, tG)[0]
+
+    diff = max(rel_diff(pool_forward(X, 2), F.max_pool2d(tX, 2)), rel_diff(ours(), theirs()))
+    mine, ref = best_of(rounds, ours, theirs)
+    return [("5. max-pool 2x2 fwd + bwd, (8, 64, 56, 56)", mine, ref, 1.0, diff)]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=11, help="alternating rounds per target (default 11)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for each side (default 2)")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed (pip install torch): nothing to compare with; skipped")
+        return 0
+    torch.set_num_threads(args.threads)
+    from convcli.layers import _channels, _threads
+
+    _channels.THREADS = _threads.THREADS = args.threads
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"numpy {np.__version__}, torch {torch.__version__}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs, {args.threads} threads each side, float64, load average {load:.2f}, "
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; best of {args.repeat} alternating rounds\n",
+        flush=True,
+    )
+    rows = conv_rows(torch, (8, 64, 56, 56), (64, 64, 3, 3), 1, True, args.repeat,
+                     ("1. conv fwd (8,64,56,56)x(64,64,3,3), pad 1, bias", "2. conv fwd + bwd (dX, dw, db), same"))
+    rows += conv_rows(torch, (64, 3, 32, 32), (16, 3, 5, 5), 0, False, args.repeat,
+                      ("3. conv fwd (64,3,32,32)x(16,3,5,5)", "4. conv fwd + bwd (dX, dw), same"))
+    rows += pool_row(torch, args.repeat)
+    print("| target | convcli | torch | ratio | goal | met | max rel. diff |")
+    print("|---|---|---|---|---|---|---|")
+    missed = False
+    for label, mine, ref, goal, diff in rows:
+        met = mine / ref <= goal and diff <= 1e-12
+        missed |= not met
+        print(f"| {label} | {mine * 1e3:.1f} ms | {ref * 1e3:.1f} ms | {mine / ref:.2f} | ≤ {goal} | "
+              f"{'yes' if met else '**NO**'} | {diff:.1e} |")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The layers' worker threads, and one-thread BLAS while they run (private; numpy and the standard library only).
+
+The channels path (:mod:`convcli.layers._channels`) splits a layer into
+chunks of images and runs them on a few threads, each chunk one BLAS product
+-- the way torch runs ``conv2d`` on the CPU (``parallel_for`` over the batch,
+one-thread BLAS inside).  numpy has no per-call switch for BLAS threads, and
+OpenBLAS's own threads inside each product, on top of ours, spin-wait on one
+another: on a busy machine one layer then takes several times longer.  So
+for the duration of such a job, :func:`one_thread` sets the OpenBLAS that
+numpy loaded to one thread and restores it afterwards -- what
+``threadpoolctl`` does, by the same OpenBLAS calls.  Nested and concurrent
+jobs share one count under a lock, so the first sets and the last restores.
+
+When numpy's BLAS is not an OpenBLAS that can be found (MKL, Accelerate,
+another platform), :func:`one_thread` yields False and the caller keeps to
+one thread of its own, leaving the threading to BLAS.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+
+#: Threads for large jobs: the CPUs this process may use, at most 4 (memory bandwidth runs out).
+THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+_POOLS: "dict[int, ThreadPoolExecutor]" = {}
+
+_SUFFIXES = ("scipy_openblas_{}64_", "scipy_openblas_{}", "openblas_{}64_", "openblas_{}")
+_lock = threading.Lock()
+_state = {"users": 0, "saved": None}
+_functions: "dict[str, object]" = {}
+
+
+def pool(threads: int) -> ThreadPoolExecutor:
+    """``threads`` worker threads, started on first use and kept (starting threads costs milliseconds)."""
+    if threads not in _POOLS:
+        _POOLS[threads] = ThreadPoolExecutor(threads, thread_name_prefix="convcli-layers")
+    return _POOLS[threads]
+
+
+def parallel(work, parts: list) -> list:
+    """``[work(part) for part in parts]``, the parts on separate threads with one-thread BLAS.
+
+    Where one-thread BLAS cannot be arranged the parts run one after the
+    other here, and BLAS threads each product itself.
+    """
+    if len(parts) <= 1:
+        return [work(part) for part in parts]
+    with one_thread() as arranged:
+        if not arranged:
+            return [work(part) for part in parts]
+        return list(pool(len(parts)).map(work, parts))
+
+
+def _candidates() -> "list[str]":
+    """Paths of OpenBLAS libraries this process has loaded (Linux), then those bundled with numpy."""
+    paths = []
+    try:
+        with open("/proc/self/maps") as maps:
+            paths += [line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line]
+    except OSError:
+        pass
+    root = os.path.dirname(os.path.dirname(np.__file__))
+    for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*"):
+        paths += glob.glob(os.path.join(root, pattern))
+    return list(dict.fromkeys(paths))
+
+
+def _find():
+    """``(get_num_threads, set_num_threads)`` of numpy's OpenBLAS, or None (looked up once)."""
+    if "found" not in _functions:
+        _functions["found"] = None
+        for path in _candidates():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for pattern in _SUFFIXES:
+                get, put = (getattr(lib, pattern.format(f"{op}_num_threads"), None) for op in ("get", "set"))
+                if get is not None and put is not None:
+                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                    _functions["found"] = (get, put)
+                    break
+            if _functions["found"]:
+                break
+    return _functions["found"]
+
+
+@contextmanager
+def one_thread():
+    """Run the block with numpy's OpenBLAS on one thread; yields whether that could be arranged."""
+    functions = _find()
+    if functions is None:
+        yield False
+        return
+    get, put = functions
+    with _lock:
+        if _state["users"] == 0:
+            _state["saved"] = get()
+            put(1)
+        _state["users"] += 1
+    try:
+        yield True
+    finally:
+        with _lock:
+            _state["users"] -= 1
+            if _state["users"] == 0:
+                put(_state["saved"])
