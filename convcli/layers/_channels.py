@@ -64,56 +64,48 @@ def chunks(n_images: int, out_hw, column: int, budget: "int | None" = None) -> "
 # ----------------------------------------------------------------------------- windows
 
 
-def _span(n: int, out: int, start: int, step: int) -> "tuple[int, int]":
-    """The outputs ``o`` in ``0:out`` whose input ``start + o*step`` lies inside ``0:n``, as ``(first, stop)``."""
-    first = -(start // step) if start < 0 else 0
-    stop = min(out, (n - 1 - start) // step + 1) if n - 1 - start >= 0 else 0
-    return first, max(first, stop)
+def _fill(windows: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, dilations) -> None:
+    """Copy the windows of a chunk into ``windows`` of shape ``(n, g, C/g, Fh, Fw, rows, W')``.
 
-
-def _fill(cols: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, dilations) -> None:
-    """Copy the windows of a chunk into ``cols`` of shape ``(n, g, C/g, Fh, Fw, rows, W')``.
-
-    Tap ``(i, j)`` of output pixel ``(y, x)`` reads ``X[y*sh + i*dh - top, x*sw + j*dw - left]``;
-    reads outside the image are the zero border and are written as zeros.
+    Tap ``(i, j)`` of output pixel ``(y, x)`` reads ``X[y*sh + i*dh - top, x*sw + j*dw - left]``.
+    The rows the chunk reads are first copied into a zero-bordered band (or
+    read in place when no border is needed); then one strided view of all its
+    windows is copied in a single numpy call, so the Python work per chunk
+    does not grow with the number of taps.
     """
     n0, n1, r0, r1 = chunk
-    n, g, cg = cols.shape[:3]
-    (top, _), (left, _) = pads
+    n, g, cg, fh, fw, rows, ow = windows.shape
+    (top, bottom), (left, right) = pads
     (sh, sw), (dh, dw) = strides, dilations
     H, W = X.shape[2:]
-    ow = cols.shape[-1]
-    images = X[n0:n1].reshape(n, g, cg, H, W)
-    for i in range(kernel_hw[0]):
-        y0 = r0 * sh + i * dh - top
-        ya, yb = _span(H, r1 - r0, y0, sh)
-        for j in range(kernel_hw[1]):
-            x0 = j * dw - left
-            xa, xb = _span(W, ow, x0, sw)
-            target = cols[:, :, :, i, j]
-            if (ya, yb, xa, xb) != (0, r1 - r0, 0, ow):
-                target[...] = 0.0
-            if ya < yb and xa < xb:
-                target[..., ya:yb, xa:xb] = images[
-                    ..., y0 + ya * sh : y0 + (yb - 1) * sh + 1 : sh, x0 + xa * sw : x0 + (xb - 1) * sw + 1 : sw
-                ]
+    span_h, span_w = (fh - 1) * dh + 1, (fw - 1) * dw + 1
+    y0, y1 = r0 * sh - top, (r1 - 1) * sh + span_h - top  # the input rows the chunk reads (may overhang)
+    x1 = (ow - 1) * sw + span_w - left
+    if y0 >= 0 and y1 <= H and left == 0 and x1 <= W:
+        band = X[n0:n1, :, y0:y1]
+    else:
+        band = np.zeros((n, X.shape[1], y1 - y0, max(x1, W) + left))
+        a, b = max(y0, 0), min(y1, H)
+        band[:, :, a - y0 : b - y0, left : left + W] = X[n0:n1, :, a:b]
+    view = np.lib.stride_tricks.sliding_window_view(band, (span_h, span_w), axis=(2, 3))
+    view = view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :rows, :ow]  # (n, C, rows, W', Fh, Fw)
+    windows[...] = view.transpose(0, 1, 4, 5, 2, 3).reshape(n, g, cg, fh, fw, rows, ow)
 
 
 def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
-    """``[work(part), ...]`` over consecutive parts of ``plan``: on :data:`THREADS` threads for large jobs.
+    """``work(chunks)`` over ``plan`` on :data:`THREADS` threads for large jobs (:func:`_threads.parallel`).
 
-    The threads run with one-thread BLAS (:func:`convcli.layers._threads.parallel`),
-    as torch does.  With ``whole_images`` the parts split between images,
-    never inside one, so threads that add into an output never share an image.
+    With ``whole_images`` a thread takes all the chunks of an image at once,
+    so threads that add into an output never share an image.
     """
-    units = sorted({chunk[0] for chunk in plan}) if whole_images else list(range(len(plan)))
-    threads = min(THREADS, len(units)) if flops >= PARALLEL_WORK else 1
-    if threads <= 1:
+    if flops < PARALLEL_WORK or THREADS <= 1:
         return [work(plan)]
-    cuts = [units[len(units) * t // threads] for t in range(threads)] + [units[-1] + 1]
-    key = (lambda i, chunk: chunk[0]) if whole_images else (lambda i, chunk: i)
-    parts = [[c for i, c in enumerate(plan) if lo <= key(i, c) < hi] for lo, hi in zip(cuts, cuts[1:])]
-    return _threads.parallel(work, parts)
+    if whole_images:
+        units = {}
+        for chunk in plan:
+            units.setdefault(chunk[0], []).append(chunk)
+        return _threads.parallel(work, list(units.values()), THREADS)
+    return _threads.parallel(work, [[chunk] for chunk in plan], THREADS)
 
 
 class _Columns:

@@ -44,18 +44,35 @@ def pool(threads: int) -> ThreadPoolExecutor:
     return _POOLS[threads]
 
 
-def parallel(work, parts: list) -> list:
-    """``[work(part) for part in parts]``, the parts on separate threads with one-thread BLAS.
+def parallel(work, units: list, threads: int) -> list:
+    """``work(items)`` on up to ``threads`` threads sharing one queue of ``units``; one result per thread.
 
-    Where one-thread BLAS cannot be arranged the parts run one after the
-    other here, and BLAS threads each product itself.
+    Each unit is a list of items; a thread takes a whole unit at a time and
+    hands ``work`` its items one by one.  The calling thread works too, so a
+    worker that is slow to wake up (on a busy machine that takes milliseconds)
+    costs nothing: whoever is running takes the next unit.  The threads run
+    with one-thread BLAS; where that cannot be arranged, the calling thread
+    does everything and BLAS threads each product itself.
     """
-    if len(parts) <= 1:
-        return [work(part) for part in parts]
+    source, lock = iter(units), threading.Lock()
+
+    def take():
+        while True:
+            with lock:
+                unit = next(source, None)
+            if unit is None:
+                return
+            yield from unit
+
+    threads = min(threads, len(units))
+    if threads <= 1:
+        return [work(take())]
     with one_thread() as arranged:
         if not arranged:
-            return [work(part) for part in parts]
-        return list(pool(len(parts)).map(work, parts))
+            return [work(take())]
+        helpers = [pool(threads - 1).submit(work, take()) for _ in range(threads - 1)]
+        mine = work(take())
+        return [mine] + [helper.result() for helper in helpers]
 
 
 def _candidates() -> "list[str]":

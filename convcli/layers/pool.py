@@ -61,14 +61,14 @@ def pool_forward(X, size=2, *, stride=None, mode: str = "max", padding=0) -> np.
     X3, geometry = _prepare(X, size, stride, mode, padding)
     A = np.empty((X3.shape[0],) + geometry[3])
 
-    def work(part):
-        m0, m1 = part
-        if mode == "max":
-            A[m0:m1] = _max_forward(X3[m0:m1], *geometry)[0]
-        else:
-            A[m0:m1] = _sum_forward(X3[m0:m1], *geometry) / _counts(X3.shape[1:], *geometry)
+    def work(parts):
+        for m0, m1 in parts:
+            if mode == "max":
+                A[m0:m1] = _max_forward(X3[m0:m1], *geometry)[0]
+            else:
+                A[m0:m1] = _sum_forward(X3[m0:m1], *geometry) / _counts(X3.shape[1:], *geometry)
 
-    _threads.parallel(work, _parts(X3))
+    _threads.parallel(work, _parts(X3), _threads.THREADS)
     return A.reshape(np.shape(X)[:-2] + A.shape[1:])
 
 
@@ -95,24 +95,24 @@ def pool_backward(X, dA=None, size=2, *, stride=None, mode: str = "max", padding
     dA3 = _upstream(dA, np.shape(X)[:-2] + (oh, ow), X3.shape[0])
     dX = np.empty(X3.shape)
 
-    def work(part):
-        m0, m1 = part
-        if mode == "max":
-            dXp = _max_backward(X3[m0:m1], dA3[m0:m1], geometry, dX[m0:m1] if not (ph or pw) else None)
-        else:
-            dXp = _avg_backward(X3[m0:m1], dA3[m0:m1], geometry)
-        if not np.shares_memory(dXp, dX):
-            dX[m0:m1] = dXp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]]
+    def work(parts):
+        for m0, m1 in parts:
+            if mode == "max":
+                dXp = _max_backward(X3[m0:m1], dA3[m0:m1], geometry, dX[m0:m1] if not (ph or pw) else None)
+            else:
+                dXp = _avg_backward(X3[m0:m1], dA3[m0:m1], geometry)
+            if not np.shares_memory(dXp, dX):
+                dX[m0:m1] = dXp[:, ph : ph + X3.shape[1], pw : pw + X3.shape[2]]
 
-    _threads.parallel(work, _parts(X3))
+    _threads.parallel(work, _parts(X3), _threads.THREADS)
     return {"X": dX.reshape(np.shape(X))}
 
 
-def _parts(X3: np.ndarray) -> "list[tuple[int, int]]":
-    """Ranges of images for :data:`_threads.THREADS` threads: one range for small inputs."""
-    threads = min(_threads.THREADS, X3.shape[0]) if X3.size >= PARALLEL_PIXELS else 1
-    cuts = [X3.shape[0] * t // threads for t in range(threads + 1)]
-    return list(zip(cuts, cuts[1:]))
+def _parts(X3: np.ndarray) -> "list[list[tuple[int, int]]]":
+    """Units of work for :func:`_threads.parallel`: ranges of images, a few per thread; one for small inputs."""
+    pieces = min(4 * _threads.THREADS, X3.shape[0]) if X3.size >= PARALLEL_PIXELS else 1
+    cuts = [X3.shape[0] * t // pieces for t in range(pieces + 1)]
+    return [[(a, b)] for a, b in zip(cuts, cuts[1:])]
 
 
 # ----------------------------------------------------------------------------- workers
