@@ -55,6 +55,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from convcli.layers import _threads
+
 #: Banks with at least this many kernels go to the BLAS (``"matmul"``) path.
 BANK_MIN = 4
 #: Padded pixels per scratch buffer of the tap path (three 1 MiB buffers; fewer numpy calls beat L2 residency).
@@ -388,5 +390,10 @@ def correlate_matmul(X: np.ndarray, w: np.ndarray, pads, strides, dtype=np.float
             else:
                 A[n0 : n0 + m, :, r0 : r0 + rows_out] = np.matmul(kernels, windows).reshape(m, k, rows_out, out_w)
 
-    _run(work, _plan(X, pads, fh, out_h, stride=sh, budget=MATMUL_PIXELS * sh * sw), A.size)
+    plan = _plan(X, pads, fh, out_h, stride=sh, budget=MATMUL_PIXELS * sh * sw)
+    if A.size >= PARALLEL_PIXELS and min(THREADS, len(plan)) > 1:
+        with _threads.one_thread():  # our threads each run small products: OpenBLAS's own would only spin
+            _run(work, plan, A.size)
+    else:
+        _run(work, plan, A.size)
     return A
