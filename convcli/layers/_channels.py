@@ -28,6 +28,8 @@ only, never over channels or pixels.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from convcli.layers import _threads
@@ -108,6 +110,23 @@ def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
     return _threads.parallel(work, [[chunk] for chunk in plan], THREADS)
 
 
+_local = threading.local()
+
+
+def _scratch(size: int) -> np.ndarray:
+    """This thread's window buffer, at least ``size`` numbers, kept between calls.
+
+    Fresh memory costs a page fault per 4 KiB on first touch; a kept buffer
+    (one per thread, up to about :data:`COLS_BUDGET` numbers) does not.
+    """
+    buffer = getattr(_local, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size)
+        if size <= 2 * COLS_BUDGET:  # an outsize chunk (one very wide row) is not kept
+            _local.buffer = buffer
+    return buffer[:size]
+
+
 class _Columns:
     """A reusable window buffer for the chunks of one job, ``(g, C/g*Fh*Fw [+1], n*pixels)``.
 
@@ -121,19 +140,17 @@ class _Columns:
         self.X, self.kernel_hw, self.groups, self.ones = X, tuple(kernel_hw), groups, ones
         self.pads, self.strides, self.dilations, self.ow = pads, strides, dilations, ow
         self.rows = (X.shape[1] // groups) * kernel_hw[0] * kernel_hw[1]
-        self.buffer, self.shape = np.empty(0), None
+        self.ones_at = None
 
     def __call__(self, chunk) -> np.ndarray:
         n0, n1, r0, r1 = chunk
         n, rows = n1 - n0, r1 - r0
         height = self.rows + self.ones
         size = self.groups * height * n * rows * self.ow
-        if self.buffer.size < size:
-            self.buffer, self.shape = np.empty(size), None
-        cols = self.buffer[:size].reshape(self.groups, height, n * rows * self.ow)
-        if self.ones and self.shape != cols.shape:
+        cols = _scratch(size).reshape(self.groups, height, n * rows * self.ow)
+        if self.ones and self.ones_at != (cols.shape, cols.ctypes.data):  # a new buffer or layout
             cols[:, -1] = 1.0
-            self.shape = cols.shape
+            self.ones_at = (cols.shape, cols.ctypes.data)
         cg = self.X.shape[1] // self.groups
         windows = cols[:, : self.rows].reshape((self.groups, cg) + self.kernel_hw + (n, rows, self.ow))
         _fill(windows.transpose(4, 0, 1, 2, 3, 5, 6), self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
