@@ -28,6 +28,8 @@ only, never over channels or pixels.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from convcli.layers import _threads
@@ -47,8 +49,9 @@ def output_hw(padded_hw, kernel_hw, strides, dilations) -> "tuple[int, int]":
 def chunks(n_images: int, out_hw, column: int, budget: "int | None" = None) -> "list[tuple[int, int, int, int]]":
     """``(n0, n1, r0, r1)``: images ``n0:n1`` and output rows ``r0:r1`` whose windows fit ``budget`` numbers.
 
-    ``column`` is the length of one window (``C*Fh*Fw``).  Whole images go
-    together when one image fits; otherwise one image is cut into bands of rows.
+    ``column`` is the numbers per output pixel that a chunk holds at once: the
+    larger of one window (``C*Fh*Fw``) and the kernels (``K``).  Whole images
+    go together when one image fits; otherwise one image is cut into bands of rows.
     """
     budget = COLS_BUDGET if budget is None else budget
     oh, ow = out_hw
@@ -108,6 +111,23 @@ def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
     return _threads.parallel(work, [[chunk] for chunk in plan], THREADS)
 
 
+_local = threading.local()
+
+
+def _scratch(size: int, slot: str = "cols") -> np.ndarray:
+    """This thread's buffer named ``slot``, at least ``size`` numbers, kept between calls.
+
+    Fresh memory costs a page fault per 4 KiB on first touch; a kept buffer
+    (a few per thread, each up to about :data:`COLS_BUDGET` numbers) does not.
+    """
+    buffer = getattr(_local, slot, None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size)
+        if size <= 2 * COLS_BUDGET:  # an outsize chunk (one very wide row) is not kept
+            setattr(_local, slot, buffer)
+    return buffer[:size]
+
+
 class _Columns:
     """A reusable window buffer for the chunks of one job, ``(g, C/g*Fh*Fw [+1], n*pixels)``.
 
@@ -121,19 +141,17 @@ class _Columns:
         self.X, self.kernel_hw, self.groups, self.ones = X, tuple(kernel_hw), groups, ones
         self.pads, self.strides, self.dilations, self.ow = pads, strides, dilations, ow
         self.rows = (X.shape[1] // groups) * kernel_hw[0] * kernel_hw[1]
-        self.buffer, self.shape = np.empty(0), None
+        self.ones_at = None
 
     def __call__(self, chunk) -> np.ndarray:
         n0, n1, r0, r1 = chunk
         n, rows = n1 - n0, r1 - r0
         height = self.rows + self.ones
         size = self.groups * height * n * rows * self.ow
-        if self.buffer.size < size:
-            self.buffer, self.shape = np.empty(size), None
-        cols = self.buffer[:size].reshape(self.groups, height, n * rows * self.ow)
-        if self.ones and self.shape != cols.shape:
+        cols = _scratch(size).reshape(self.groups, height, n * rows * self.ow)
+        if self.ones and self.ones_at != (cols.shape, cols.ctypes.data):  # a new buffer or layout
             cols[:, -1] = 1.0
-            self.shape = cols.shape
+            self.ones_at = (cols.shape, cols.ctypes.data)
         cg = self.X.shape[1] // self.groups
         windows = cols[:, : self.rows].reshape((self.groups, cg) + self.kernel_hw + (n, rows, self.ow))
         _fill(windows.transpose(4, 0, 1, 2, 3, 5, 6), self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
@@ -172,10 +190,11 @@ def correlate(X, w, b, pads, strides, dilations, groups: int) -> np.ndarray:
                 if np.shares_memory(target, A):
                     np.matmul(kernels, cols, out=target)
                     continue
-            out = np.matmul(kernels, cols).reshape(k, n1 - n0, r1 - r0, ow)
+            out = np.matmul(kernels, cols, out=_scratch(k * cols.shape[2], "out").reshape(groups, k // groups, -1))
+            out = out.reshape(k, n1 - n0, r1 - r0, ow)
             A[n0:n1, :, r0:r1] = out.transpose(1, 0, 2, 3)
 
-    _run(work, chunks(n, (oh, ow), c * fh * fw), A.size * cg * fh * fw)
+    _run(work, chunks(n, (oh, ow), max(c * fh * fw, k)), A.size * cg * fh * fw)
     return A
 
 
@@ -212,7 +231,7 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
                 scatter.add(chunk, dAg, ow)
         return total
 
-    total = sum(_run(work, chunks(n, (oh, ow), c * fh * fw), dA.size * cg * fh * fw, whole_images=not transposed))
+    total = sum(_run(work, chunks(n, (oh, ow), max(c * fh * fw, k)), dA.size * cg * fh * fw, whole_images=not transposed))
     dw = total[:, :, : cg * fh * fw].reshape(w.shape)
     db = total[:, :, -1].reshape(k) if bias else None
     if transposed:
@@ -237,7 +256,9 @@ class _Scatter:
         """Add the windows of ``chunk``, given its upstream gradient ``dAg`` of shape ``(g, K/g, pixels)``."""
         n0, n1, r0, r1 = chunk
         (sh, sw), (dh, dw) = self.strides, self.dilations
-        dcols = np.matmul(self.kernels_t, dAg).reshape(self.shape + (n1 - n0, r1 - r0, ow))
+        dcols = _scratch(self.kernels_t.shape[0] * self.kernels_t.shape[1] * dAg.shape[2], "dcols")
+        dcols = np.matmul(self.kernels_t, dAg, out=dcols.reshape(self.kernels_t.shape[:2] + dAg.shape[2:]))
+        dcols = dcols.reshape(self.shape + (n1 - n0, r1 - r0, ow))
         dcols = dcols.transpose(3, 0, 1, 2, 4, 5)
         block = self.dXp[n0:n1]
         for i in range(self.kernel_hw[0]):
