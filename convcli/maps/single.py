@@ -111,21 +111,32 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
     for r0, r1 in strips:
         with np.errstate(over="ignore", invalid="ignore"):
             strip = conv_forward_rows(X, kernel, r0, r1, **options)
-            total += float(strip.sum())
-        lo, hi = np.minimum(lo, strip.min()), np.maximum(hi, strip.max())
+            if kept is not None:  # whole numbers, finite by construction: the statistics from the small copy
+                kept[r0:r1] = strip
+                strip = kept[r0:r1]
+                total += float(strip.sum(dtype=np.int64))
+            else:
+                total += float(strip.sum())
+        lo, hi = np.minimum(lo, float(strip.min())), np.maximum(hi, float(strip.max()))
         if not (np.isfinite(lo) and np.isfinite(hi)):
             check_finite(strip, lambda at: (names[0], names[1], (at[0] + r0, at[1])))
-        if kept is not None:
-            kept[r0:r1] = strip
     stats = MapStats((height, width), float(lo), float(hi), total / (height * width))
 
     levels = np.empty((height, width), np.uint8)
     lut = None
     if kept is not None and hi - lo < LUT_VALUES:  # every whole number lo..hi gets its level once, by to_uint8 itself
-        lut = to_uint8(np.arange(lo, hi + 1), normalize, limits=(lo, hi))
+        values = np.arange(lo, hi + 1)
+        lut = to_uint8(values, normalize, limits=(lo, hi))
+        if kept.dtype == np.int16:  # indexed by the int16 bits themselves: no subtraction pass
+            full = np.zeros(1 << 16, np.uint8)
+            full[values.astype(np.int16).view(np.uint16)] = lut
+            lut, kept, lo_index = full, kept.view(np.uint16), 0
+        else:
+            lo_index = int(lo)
     for r0, r1 in strips:
         if lut is not None:
-            np.take(lut, np.subtract(kept[r0:r1], int(lo), dtype=np.int32), out=levels[r0:r1])
+            index = kept[r0:r1] if lo_index == 0 else np.subtract(kept[r0:r1], lo_index, dtype=np.int64)
+            np.take(lut, index, out=levels[r0:r1])
             continue
         strip = conv_forward_rows(X, kernel, r0, r1, **options) if kept is None else kept[r0:r1].astype(np.float64)
         levels[r0:r1] = to_uint8(strip, normalize, limits=(lo, hi))
