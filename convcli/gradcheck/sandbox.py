@@ -195,6 +195,9 @@ class signal_guard:
 class Sandbox:
     """One contained child process running ``argv`` (see the module docstring).
 
+    ``argv[0]`` is the program (usually ``sys.executable``); paths in ``argv``
+    must be absolute, since the child starts in a folder of its own.
+
     ``on_output`` gets each kept line of the child's output as it comes
     (already cleaned and prefixed), e.g. to show it in a log.
     """

@@ -73,6 +73,7 @@ class BoundedLines:
             self._add(piece)
             self._end_line()
         self._add(rest)
+        self._tail = bool(rest) and len(self.kept) >= self.lines  # a line begun after the last one kept
 
     def close(self) -> None:
         """The end of the stream: a last line without a newline counts too."""
