@@ -42,6 +42,7 @@ NET_TCP = 0b11  # bind, connect (ABI 4)
 SCOPE_SIGNAL = 1 << 1  # ABI 6
 EXIT_SETUP_FAILED = 121
 
+LINUX = sys.platform.startswith("linux")  # prctl, Landlock and cgroups are Linux's; elsewhere only rlimits hold
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -94,7 +95,7 @@ def set_limits(config):
         soft = max(1, int(-(-config["cpu_seconds"] // 1)))
         resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))  # SIGXCPU, then SIGKILL a second later
     nproc = None
-    if config["processes"] is not None and os.getuid() != 0:
+    if LINUX and config["processes"] is not None and os.getuid() != 0:
         nproc = user_tasks(os.getuid()) + config["processes"]
         limits[resource.RLIMIT_NPROC] = nproc
     for which, value in limits.items():
@@ -133,19 +134,21 @@ def landlock(writable):
 
 def main():
     config, argv = json.loads(sys.argv[1]), sys.argv[2:]
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if LINUX:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != config["parent"]:  # the parent died before the line above
         os._exit(EXIT_SETUP_FAILED)
     hello = {"type": "sandbox", "cgroup": None, "nproc": None, "landlock": 0}
     try:
-        if os.getuid() == 0 and config["processes"] is not None:
+        if LINUX and os.getuid() == 0 and config["processes"] is not None:
             hello["cgroup"] = join_pids_cgroup(config["processes"])
         hello["nproc"] = set_limits(config)
     except (OSError, ValueError) as exc:
         os.write(2, f"convcli sandbox: cannot set the limits: {exc}\n".encode())
         os._exit(EXIT_SETUP_FAILED)
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    hello["landlock"] = landlock(config["root"]) if config["landlock"] else 0
+    if LINUX:
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        hello["landlock"] = landlock(config["root"]) if config["landlock"] else 0
     to_child, to_parent = config["fds"]
     for source, target in ((to_child, 3), (to_parent, 4)):
         if source != target:
