@@ -149,9 +149,14 @@ def kill_all() -> None:
         box.kill()
 
 
-def _on_signal(signum, frame) -> None:
+def terminate_all() -> None:
+    """Kill every live sandbox and refuse to start new ones (until the next outermost :class:`signal_guard`)."""
     _terminating.set()
     kill_all()
+
+
+def _on_signal(signum, frame) -> None:
+    terminate_all()
     raise Terminated(signum)
 
 
@@ -159,8 +164,8 @@ class signal_guard:
     """While entered (in the main thread): SIGTERM and SIGHUP kill every sandbox and raise :class:`Terminated`.
 
     Re-entrant; the previous handlers come back when the outermost one exits.
-    Leaving it by an exception (Ctrl-C's ``KeyboardInterrupt`` included) also
-    kills every live sandbox.  Elsewhere than the main thread it does nothing:
+    Leaving it by ``KeyboardInterrupt`` (Ctrl-C) or ``SystemExit`` also kills
+    every live sandbox and stops new ones from starting.  Elsewhere than the main thread it does nothing:
     enter it in the main thread before starting sandboxes in worker threads.
     """
 
@@ -179,8 +184,8 @@ class signal_guard:
 
     def __exit__(self, kind, exc, traceback) -> None:
         global _guard_depth
-        if kind is not None and not issubclass(kind, Exception):  # Ctrl-C, SystemExit, Terminated
-            kill_all()
+        if self.active and kind is not None and not issubclass(kind, Exception):  # Ctrl-C, SystemExit
+            terminate_all()
         if self.active:
             _guard_depth -= 1
             if _guard_depth == 0:
@@ -221,10 +226,10 @@ class Sandbox:
     # ------------------------------------------------------------------ start and end
 
     def __enter__(self) -> "Sandbox":
-        if _terminating.is_set():
-            raise Terminated(signal.SIGTERM)
-        self._guard = signal_guard().__enter__()
+        self._guard = signal_guard().__enter__()  # the outermost one (in the main thread) clears _terminating
         try:
+            if _terminating.is_set():
+                raise Terminated(signal.SIGTERM)
             self._start()
         except BaseException:
             self.__exit__(*sys.exc_info())

@@ -193,14 +193,24 @@ def test_sigterm_to_the_parent_leaves_no_process(tmp_path):
     assert not Path(started["root"]).exists()
 
 
-def test_a_terminated_parent_starts_no_more_sandboxes(monkeypatch):
-    from convcli.gradcheck import sandbox
+def test_after_termination_no_sandbox_starts_until_the_next_run():
+    """Once convcli is ending (SIGTERM, Ctrl-C), a worker thread cannot start one more child."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(sandbox, "_terminating", type(sandbox._terminating)())
-    sandbox._terminating.set()
-    with pytest.raises(Terminated):
+    from convcli.gradcheck.sandbox import signal_guard, terminate_all
+
+    def start():
         with attack("spin"):
-            pass
+            return "started"
+
+    with signal_guard():
+        terminate_all()
+        with pytest.raises(Terminated):
+            start()
+        with ThreadPoolExecutor(1) as pool:
+            with pytest.raises(Terminated):
+                pool.submit(start).result()
+    assert start() == "started"  # a new outermost guard: a new run
 
 
 # ----------------------------------------------------------------------------- the protocol
