@@ -20,8 +20,10 @@ import copy
 import json
 import os
 import threading
+import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -109,6 +111,36 @@ def grade_class(
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
     return [results[i] for i in range(len(submissions))]
+
+
+def submission_report(path: Path, *, settings: Any, layers: "Iterable[str]", version: str = "") -> Any:
+    """Check one submission into a :class:`~convcli.gradcheck.reports.CheckReport`, whatever happens.
+
+    A file that cannot be checked (syntax error, none of the functions...)
+    gives a report with no checks and its ``error``, so the class report
+    still has its line.
+    """
+    from convcli.gradcheck.impl import check_impl
+    from convcli.gradcheck.reports import CheckReport
+
+    started = time.perf_counter()
+    timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    error = None
+    try:
+        records = check_impl(path, settings=settings, layers=layers)
+    except ImplementationError as exc:
+        records, error = [], str(exc)
+    report = CheckReport(
+        checks=records,
+        seed=settings.seed,
+        settings=settings.report(impl=True),
+        version=version,
+        impl=str(path),
+        seconds=time.perf_counter() - started,
+        timestamp=timestamp,
+    )
+    report.error = error
+    return report
 
 
 # ----------------------------------------------------------------------------- one report for all
