@@ -36,7 +36,7 @@ import traceback
 import types
 
 #: The most numbers one answer may carry (the parent enforces its own limit too).
-MAX_ELEMENTS = 2_000_000
+MAX_ELEMENTS = 1_000_000
 #: How deep and how wide a returned tuple or dict is described.
 MAX_DEPTH, MAX_ITEMS = 3, 16
 BLOCK_MESSAGE = (

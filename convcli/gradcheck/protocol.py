@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 #: The most numbers an answer may carry, and the longest line the parent reads.
-MAX_ELEMENTS = 2_000_000
+MAX_ELEMENTS = 1_000_000
 MAX_LINE = 8 * MAX_ELEMENTS + 1_000_000
 MAX_DEPTH, MAX_ITEMS = 3, 16
 KINDS = ("none", "array", "tuple", "dict", "other", "too_big")
