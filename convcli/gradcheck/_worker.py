@@ -83,7 +83,7 @@ def encode(value, depth: int = 0) -> dict:
             return {"kind": "other", "type": f"{type(value).__name__} of {array.dtype}"}
         if array.size > MAX_ELEMENTS:
             return {"kind": "too_big", "shape": list(array.shape)}
-        data = np.ascontiguousarray(array, dtype="<f8").tobytes()
+        data = np.asarray(array, dtype="<f8").tobytes(order="C")
         return {"kind": "array", "shape": list(array.shape), "data": base64.b64encode(data).decode("ascii")}
     return {"kind": "other", "type": type(value).__name__}
 

@@ -24,7 +24,7 @@ from convcli.gradcheck.loading import Source, read_source, scan
 from convcli.gradcheck.reports import CheckRecord
 from convcli.gradcheck.session import LoadFailure, Session
 from convcli.gradcheck.settings import CheckSettings
-from convcli.gradcheck.verdicts import explain_note
+from convcli.gradcheck.verdicts import note_line
 
 
 class FileNotChecked(ImplementationError):
@@ -102,8 +102,7 @@ def _check(session: Session, source: Source, convention, settings, layers, notes
             f"--layer {missing[0]}: the {convention.name} convention has no {missing[0]} layer; "
             f"it has {', '.join(specs)}"
         )
-    notes += [f"{source.where(n.line)}: {source.line_text(n.line)} -- skipped, {explain_note(n, source)}"
-              for n in session.notes]
+    notes += [note_line(n, source) for n in session.notes]
     notes += [f"{layer}: {text}" for layer, text in session.forms.items()]
     defined = set(session.defined)
     present = [l for l in chosen if specs[l].forward in defined or (specs[l].backward or "") in defined]

@@ -72,8 +72,9 @@ class Raised:
 
 
 def encode_array(array: np.ndarray) -> dict:
-    array = np.ascontiguousarray(array, dtype="<f8")
-    return {"kind": "array", "shape": list(array.shape), "data": base64.b64encode(array.tobytes()).decode("ascii")}
+    array = np.asarray(array, dtype="<f8")
+    data = base64.b64encode(array.tobytes(order="C")).decode("ascii")
+    return {"kind": "array", "shape": list(array.shape), "data": data}
 
 
 def encode_arrays(arrays: "dict[str, np.ndarray]") -> dict:

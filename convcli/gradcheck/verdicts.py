@@ -161,6 +161,16 @@ def explain_note(note, source) -> str:
     return f"{what} on {place} failed ({reason})"
 
 
+def note_line(note, source) -> str:
+    """A skipped statement for the report: ``"cell 3, line 2: from lib.checking import ... -- skipped (...)"``."""
+    code = source.line_text(note.line)
+    if note.kind in ("timeout", "late"):
+        reason = "loading the file ran past the time limit"
+    else:
+        reason = f"{note.type}: {note.message}" if note.message else note.type
+    return f"{source.where(note.line)}: {code} -- skipped ({reason})"
+
+
 def _quoted(message: str) -> "str | None":
     parts = message.split("'")
     return parts[1] if len(parts) >= 3 else None
