@@ -8,13 +8,14 @@ every check passed or was skipped, 1 when one failed, 2 for a usage error.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import time
 from datetime import datetime, timezone
 
 import click
 
 from convcli import __version__
+from convcli.errors import ConvcliError
 from convcli.cli.common import CliError, handle_errors, progress_enabled, stderr_console, stdout_console
 
 FORMATS = ("text", "json", "junit")
@@ -26,14 +27,21 @@ UNWRAPPED_WIDTH = 10_000
 
 @click.command("gradcheck")
 @click.option(
-    "--impl", "impl", metavar="FILE.py", help="Check the lab functions in this file instead of convcli's layers."
+    "--impl", "impl", metavar="FILE", help="Check the functions in this .py file or .ipynb notebook instead of convcli's layers."
+)
+@click.option(
+    "--api",
+    default="auto",
+    show_default=True,
+    metavar="NAME|FILE.py",
+    help="With --impl: how to call the file's functions: lab, cs231n, dlai, holberton, or an adapter FILE.py.",
 )
 @click.option(
     "--layer",
     "layers",
-    type=click.Choice(["dot", "conv"]),
+    type=click.Choice(["dot", "affine", "conv", "pool"]),
     multiple=True,
-    help="Only these layers (repeatable). Default: both.",
+    help="Only these layers (repeatable). Default: all the convention has.",
 )
 @click.option(
     "--seed",
@@ -56,24 +64,20 @@ UNWRAPPED_WIDTH = 10_000
     type=click.Choice(["full", "fast"]),
     default="full",
     show_default=True,
-    help="full: every element by central differences; fast: a few random directions.",
+    help="Finite differences: full: every element; fast: a few random directions.",
 )
 @click.option(
-    "--size", type=click.IntRange(min=1), default=None, metavar="N", help="With --impl: X is N x N.  [default: 8]"
+    "--size", default=None, metavar="HxW", help="With --impl: one case by hand, images H x W (N means N x N)."
 )
 @click.option(
-    "--kernel-size",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="F",
-    help="With --impl: w is F x F.  [default: 3]",
+    "--kernel-size", default=None, metavar="FhxFw", help="With --impl: one case by hand, kernels Fh x Fw (F means F x F)."
 )
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
-    help="With --impl: seconds each function may take.  [default: 60]",
+    help="With --impl: seconds each call (and loading the file) may take.  [default: 60]",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="What goes to stdout."
@@ -82,65 +86,84 @@ UNWRAPPED_WIDTH = 10_000
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def gradcheck(impl, layers, seed, eps, atol, rtol, mode, size, kernel_size, timeout, fmt, report, force, quiet):
-    """Gradient-check convcli's layers, or the lab functions in a student's FILE.py.
+def gradcheck(impl, api, layers, seed, eps, atol, rtol, mode, size, kernel_size, timeout, fmt, report, force, quiet):
+    """Gradient-check convcli's layers, or the layers in a student's FILE.py or FILE.ipynb.
 
-    Without --impl, convcli checks its own Dot and Conv layers over a spread of
-    configurations (even and non-square kernels, every padding and border,
-    strides 1-3, flip, batch, bank).  With --impl, it loads FILE.py in a child
-    process and checks whichever of dot_forward, dot_backward, conv_forward and
-    conv_backward it defines; absent ones are skipped.
+    Without --impl, convcli checks its own layers (Dot, Conv with channels,
+    bias, dilation and groups, pooling, affine) over a spread of
+    configurations.  With --impl, it loads the file in a child process, calls
+    its functions as its course's convention says (--api; auto picks it from
+    the names), and compares every output and gradient with convcli's own,
+    on a set of cases with honest shapes (or one case: --size/--kernel-size).
 
-    Exit status: 0 all passed (or skipped), 1 a check failed, 2 usage error.
+    Exit status: 0 all passed (or skipped), 1 a check failed, 2 the file
+    could not be checked (a report is still written) or a usage error.
 
     \b
     Examples:
       convcli gradcheck
       convcli gradcheck --impl lab.py
-      convcli gradcheck --impl lab.py --layer conv --kernel-size 5
-      convcli gradcheck --impl lab.py --format json > verdict.json
-      convcli gradcheck --impl student.py --report results.xml
+      convcli gradcheck --impl lab.ipynb --layer conv --size 7x9 --kernel-size 3
+      convcli gradcheck --impl layers.py --api cs231n --format json > verdict.json
+      convcli gradcheck --impl student.py --api course_adapter.py --report results.xml
     """
-    from convcli.gradcheck.lab import CheckSettings
-    from convcli.io.files import atomic_write_bytes, check_writable
+    from convcli.gradcheck.settings import CheckSettings
+    from convcli.io.files import check_writable
 
     file_options = {"size": size, "kernel_size": kernel_size, "timeout": timeout}
     given = {name: value for name, value in file_options.items() if value is not None}
+    if api != "auto":
+        given["api"] = api
     if impl is None and given:
         flags = " and ".join("--" + name.replace("_", "-") for name in given)
         raise CliError(
-            f"{flags} {'is' if len(given) == 1 else 'are'} only used with --impl FILE.py"
-            " (the self-check chooses its own sizes and runs no user code to time)"
+            f"{flags} {'is' if len(given) == 1 else 'are'} only used with --impl FILE"
+            " (the self-check chooses its own sizes and runs no user code)"
         )
+    given.pop("api", None)
     if report is not None:
         report_format = _report_format(report)
         check_writable(report, force=force)
     settings = CheckSettings(seed=seed, eps=eps, atol=atol, rtol=rtol, mode=mode, **given)
 
+    from convcli.gradcheck.reports import CheckReport
+
     started = time.perf_counter()
     timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    records = _run(impl, settings, layers or ("dot", "conv"), quiet)
-
-    from convcli.gradcheck.reports import CheckReport, to_json, to_junit
-
     result = CheckReport(
-        checks=records,
-        seed=seed,
-        settings=settings.report(impl=impl is not None),
-        version=__version__,
-        impl=impl,
-        seconds=time.perf_counter() - started,
+        checks=[], seed=seed, settings=settings.report(impl=impl is not None), version=__version__, impl=impl,
         timestamp=timestamp,
     )
+    error = None
+    try:
+        _run(result, impl, api, settings, layers or None, quiet)
+    except ConvcliError as exc:
+        error = exc
+        result.error = str(exc)
+        result.checks = list(getattr(exc, "records", []))
+        result.convention = getattr(exc, "convention", None) or result.convention
+        result.notes = list(getattr(exc, "notes", [])) or result.notes
+    result.seconds = time.perf_counter() - started
+    _present(result, fmt, report, report_format if report is not None else None, force)
+    if error is not None:
+        raise CliError(str(error)) from error
+    if not result.passed:
+        click.get_current_context().exit(1)
+
+
+def _present(result, fmt, report, report_format, force) -> None:
+    """The table or document on stdout, and the --report file (also when the file could not be checked)."""
+    from convcli.gradcheck.reports import to_json, to_junit
+    from convcli.io.files import atomic_write_bytes
+
     render = {"json": to_json, "junit": to_junit}
     if fmt == "text":
-        _print_table(result)
+        if result.error is None:
+            _print_table(result)
     else:
         click.echo(render[fmt](result), nl=False)
     if report is not None:
         atomic_write_bytes(report, render[report_format](result).encode("utf-8"), force=force)
-    if not result.passed:
-        click.get_current_context().exit(1)
 
 
 def _report_format(path: str) -> str:
@@ -151,22 +174,33 @@ def _report_format(path: str) -> str:
     raise CliError(f"--report must end in .json or .xml; got '{path}'")
 
 
-def _run(impl, settings, layers, quiet):
-    """Run the checks, with a progress bar on stderr when it is a terminal."""
+def _run(result, impl, api, settings, layers, quiet) -> None:
+    """Run the checks into ``result``, with a progress bar on stderr when it is a terminal."""
     if impl is None:
-        from convcli.gradcheck.selfcheck import check_convcli as run
-        from convcli.gradcheck.selfcheck import planned_checks
-    else:
-        from convcli.gradcheck.impl import check_impl, planned_checks
+        from convcli.gradcheck.selfcheck import check_convcli, planned_checks
 
-        run = functools.partial(check_impl, impl)
+        chosen = layers or ("dot", "affine", "conv", "pool")
+        with _progress(quiet, planned_checks(chosen)) as update:
+            result.checks = check_convcli(settings=settings, layers=chosen, progress=update)
+        return
+    from convcli.gradcheck.impl import check_impl
+
+    with _progress(quiet, None) as update:
+        checked = check_impl(impl, api=api, settings=settings, layers=layers, progress=update)
+    result.checks, result.convention, result.notes = checked.records, checked.convention, checked.notes
+
+
+@contextlib.contextmanager
+def _progress(quiet, total):
+    """A callback ``update(done, total=None)`` that drives a rich progress bar, or does nothing."""
     if not progress_enabled(quiet):
-        return run(settings=settings, layers=layers)
+        yield lambda done, total=None: None
+        return
     from rich.progress import Progress
 
     with Progress(console=stderr_console(), transient=True) as bar:
-        task = bar.add_task("gradient checks", total=planned_checks(layers))
-        return run(settings=settings, layers=layers, progress=lambda done: bar.update(task, completed=done))
+        task = bar.add_task("gradient checks", total=total)
+        yield lambda done, total=None: bar.update(task, completed=done, **({"total": total} if total else {}))
 
 
 def _print_table(result) -> None:

@@ -23,7 +23,8 @@ import numpy as np
 
 from convcli import layers as conv_layers
 from convcli.checking import gradient_check
-from convcli.gradcheck.lab import CheckSettings, compare_forward, functions_for, gradcheck_records, rng_for
+from convcli.gradcheck.settings import CheckSettings
+from convcli.gradcheck.verdicts import compare_forward, gradcheck_records
 from convcli.gradcheck.reports import CheckRecord
 
 #: (image shape, kernel shape, options) of every conv configuration checked.
