@@ -113,33 +113,37 @@ def grade_class(
     return [results[i] for i in range(len(submissions))]
 
 
-def submission_report(path: Path, *, settings: Any, layers: "Iterable[str]", version: str = "") -> Any:
+def submission_report(
+    path: Path, *, settings: Any, api: str = "auto", layers: "Iterable[str] | None" = None, version: str = ""
+) -> Any:
     """Check one submission into a :class:`~convcli.gradcheck.reports.CheckReport`, whatever happens.
 
-    A file that cannot be checked (syntax error, none of the functions...)
-    gives a report with no checks and its ``error``, so the class report
-    still has its line.
+    A file that cannot be checked (syntax error, no convention's functions, a
+    ``--layer`` its convention lacks...) gives a report with its ``error`` and
+    the checks that ran, so the class report still has its line.
     """
+    from convcli.errors import ConvcliError
     from convcli.gradcheck.impl import check_impl
     from convcli.gradcheck.reports import CheckReport
 
     started = time.perf_counter()
-    timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    error = None
-    try:
-        records = check_impl(path, settings=settings, layers=layers)
-    except ImplementationError as exc:
-        records, error = [], str(exc)
     report = CheckReport(
-        checks=records,
+        checks=[],
         seed=settings.seed,
         settings=settings.report(impl=True),
         version=version,
         impl=str(path),
-        seconds=time.perf_counter() - started,
-        timestamp=timestamp,
+        timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
     )
-    report.error = error
+    try:
+        checked = check_impl(path, api=api, settings=settings, layers=layers)
+        report.checks, report.convention, report.notes = checked.records, checked.convention, checked.notes
+    except ConvcliError as exc:
+        report.error = str(exc)
+        report.checks = list(getattr(exc, "records", []))
+        report.convention = getattr(exc, "convention", None)
+        report.notes = list(getattr(exc, "notes", []))
+    report.seconds = time.perf_counter() - started
     return report
 
 
