@@ -21,6 +21,7 @@ scores 0 on every function the others were graded on.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -223,18 +224,58 @@ def github_annotations(reports: "list[Any]") -> "list[str]":
         error = getattr(report, "error", None)
         if error:
             lines.append(annotation(report.target, "gradcheck: cannot be checked", error, getattr(report, "line", None)))
+        found = function_lines(report.impl) if report.impl is not None else {}
         for check in report.checks:
             if check.status == "fail":
-                lines.append(annotation(report.target, f"gradcheck {check.name}", check.message, line_of(report, check)))
+                where = line_of(report, check, found)
+                lines.append(annotation(report.target, f"gradcheck {check.name}", check.message, where))
     return lines
 
 
-def line_of(report: Any, check: Any) -> "int | None":
-    """The line of the student's function a check is about, when the report knows it."""
-    line = getattr(check, "line", None)
-    if line is None:
-        line = (getattr(report, "lines", None) or {}).get(check.function)
+def line_of(report: Any, check: Any, lines: "dict[str, int] | None" = None) -> "int | None":
+    """The line of the student's function a check is about: given, or found in the file (never run)."""
+    line = getattr(check, "line", None) or (getattr(report, "lines", None) or {}).get(check.function)
+    if line is None and report.impl is not None:
+        found = function_lines(report.impl) if lines is None else lines
+        line = found.get(check.function) or found.get(check.function.rpartition(".")[2])
     return line
+
+
+def function_lines(path: "str | os.PathLike") -> "dict[str, int]":
+    """Where each function is defined in a ``.py`` file (also ``Class.method``), read with :mod:`ast`.
+
+    For a notebook (or a file :mod:`ast` cannot parse) the first line of the
+    raw file holding ``def name(``: in an ``.ipynb`` that is the line of the
+    JSON the pull request's diff shows.  Nothing of the file is run.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(20 * 2**20).decode("utf-8", "replace")
+    except OSError:
+        return {}
+    lines: "dict[str, int]" = {}
+    try:
+        if str(path).lower().endswith(".ipynb"):
+            raise SyntaxError("a notebook is JSON")
+        tree = ast.parse(raw)
+    except (SyntaxError, ValueError):
+        for number, text in enumerate(raw.splitlines(), 1):
+            match = _DEF.match(text)
+            if match:
+                lines.setdefault(match.group(1), number)
+        return lines
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines.setdefault(node.name, node.lineno)
+        elif isinstance(node, ast.ClassDef):
+            lines.setdefault(node.name, node.lineno)
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines.setdefault(f"{node.name}.{item.name}", item.lineno)
+    return lines
+
+
+_DEF = re.compile(r'\s*"?\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(')
 
 
 def to_github(reports: "list[Any]") -> str:

@@ -213,3 +213,15 @@ def test_control_characters_and_bad_names_give_well_formed_xml_and_json():
 def test_safe_text_helpers():
     assert xml_text("a\x01b\x7fc\ud800") == "a\\x01b\x7fc\\ud800"
     assert json_text("a\x01b\udcff") == "a\x01b\\udcff"
+
+
+def test_annotations_find_the_function_line_in_the_file(tmp_path):
+    lab = tmp_path / "lab.py"
+    lab.write_text("import numpy as np\n\n\ndef dot_backward(x, w, da):\n    pass\n\n\nclass Conv:\n    def forward(self, X):\n        pass\n")
+    failing = [record("dot_backward:w", "fail", "wrong"), record("Conv.forward", "fail", "wrong")]
+    commands = [parse_command(line) for line in to_github([report(str(lab), checks=failing)]).splitlines()[:2]]
+    assert [c[1]["line"] for c in commands] == ["4", "9"]
+    notebook = tmp_path / "lab.ipynb"
+    notebook.write_text('{"cells": [{"source": [\n"import numpy\\n",\n"def dot_backward(x, w, da):\\n"]}]}\n')
+    command = parse_command(to_github([report(str(notebook), checks=failing[:1])]).splitlines()[0])
+    assert command[1]["line"] == "3"
