@@ -51,6 +51,7 @@ import fcntl
 import json
 import os
 import queue
+import re
 import select
 import shutil
 import signal
@@ -64,6 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from convcli.errors import ParameterError
 from convcli.gradcheck import _procs
 from convcli.gradcheck.sanitize import BoundedLines
 
@@ -85,6 +87,29 @@ class Limits:
     output_width: int = 500  #: characters kept of each line
     message_bytes: int = 16 * MiB  #: longest protocol line accepted
     landlock: bool = True  #: restrict writing to its folder, where the kernel can
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_memory(text: "str | int | None", option: str = "--memory") -> "int | None":
+    """``"4G"``, ``"512M"``, ``"1.5GiB"``, ``"800MB"`` or a number of bytes -> bytes; ``"none"`` -> None.
+
+    Units are binary (``M`` = MiB), as for other memory limits.  At least 64 MiB
+    (Python alone needs about 30, numpy about 200 more).
+    """
+    if text is None or isinstance(text, int):
+        value = text
+    elif str(text).strip().lower() in ("none", "unlimited"):
+        return None
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", str(text), re.IGNORECASE)
+        if not match:
+            raise ParameterError(f"{option} must be a size like 4G, 512M or 1.5GiB, or none; got {text!r}")
+        value = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+    if value is not None and value < 64 * MiB:
+        raise ParameterError(f"{option} must be at least 64M (Python and numpy need more); got {text!r}")
+    return value
 
 
 class SandboxError(Exception):

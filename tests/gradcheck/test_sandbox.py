@@ -291,3 +291,23 @@ def test_clean_text():
     assert clean_text("\x1b[1;31mred\x1b[0m\ttab\r") == "red tab"
     assert clean_text("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\") == "link"
     assert clean_text("a\x00b\x07c\x7fd\x85e") == "abcde"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("4G", 4 * 2**30), ("512M", 512 * MiB), ("1.5GiB", 3 * 2**29), ("800mb", 800 * MiB), ("1073741824", 2**30),
+     ("none", None), (None, None), (2**30, 2**30)],
+)
+def test_parse_memory(text, expected):
+    from convcli.gradcheck.sandbox import parse_memory
+
+    assert parse_memory(text) == expected
+
+
+@pytest.mark.parametrize("text, message", [("lots", "must be a size like 4G"), ("-1G", "must be a size"), ("1M", "at least 64M")])
+def test_parse_memory_refuses(text, message):
+    from convcli.errors import ParameterError
+    from convcli.gradcheck.sandbox import parse_memory
+
+    with pytest.raises(ParameterError, match=message):
+        parse_memory(text)
