@@ -155,6 +155,9 @@ def main():
             os.dup2(source, target)
             os.close(source)
         os.set_inheritable(target, True)
+    if not os.access(argv[0], os.X_OK):  # say so before the hello: after it, the worker's silence would be blamed
+        os.write(2, f"convcli sandbox: cannot start {argv[0]}: not an executable file\n".encode())
+        os._exit(EXIT_SETUP_FAILED)
     os.write(4, (json.dumps(hello) + "\n").encode())
     try:
         os.execv(argv[0], argv)

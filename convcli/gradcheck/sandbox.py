@@ -67,7 +67,7 @@ from typing import Any, Callable
 
 from convcli.errors import ParameterError
 from convcli.gradcheck import _procs
-from convcli.gradcheck.sanitize import BoundedLines
+from convcli.gradcheck.sanitize import PREFIX, BoundedLines
 
 GiB, MiB = 2**30, 2**20
 LAUNCHER = Path(__file__).with_name("_contain.py")
@@ -302,9 +302,14 @@ class Sandbox:
         ]
         for thread in self._threads:
             thread.start()
-        hello = self.receive(timeout=self.STARTUP_SECONDS)
+        try:
+            hello = self.receive(timeout=self.STARTUP_SECONDS)
+        except SandboxError as exc:
+            self._threads[0].join(timeout=1.0)  # what the launcher said on its way out
+            said = "; ".join(line.removeprefix(PREFIX) for line in self.output.kept[-3:])
+            raise SandboxError(f"the contained process did not start: {exc}" + (f": {said}" if said else "")) from None
         if hello.get("type") != "sandbox":
-            raise ProtocolError(f"the sandbox did not start: got {str(hello)[:200]}")
+            raise ProtocolError(f"the contained process did not start: it sent {str(hello)[:200]}")
         self.containment = hello
 
     def __exit__(self, kind, exc, traceback) -> None:

@@ -311,3 +311,11 @@ def test_parse_memory_refuses(text, message):
 
     with pytest.raises(ParameterError, match=message):
         parse_memory(text)
+
+
+def test_a_child_that_cannot_start_says_why(tmp_path):
+    from convcli.gradcheck.sandbox import SandboxError
+
+    with pytest.raises(SandboxError, match="did not start: the process ended .*cannot start /nonexistent"):
+        with Sandbox(["/nonexistent/python"]):
+            pass
