@@ -230,4 +230,6 @@ def _print_table(result) -> None:
         # wider than any table (a table never grows past its content), on the same stream
         console = Console(file=console.file, width=UNWRAPPED_WIDTH)
     console.print(table)
+    for note in result.notes:
+        console.print(Text(f"note: {note}", style="dim"))
     console.print(Text(summary_line(result), style="bold green" if result.passed else "bold red"))

@@ -223,7 +223,9 @@ def defined_names(module: types.ModuleType) -> "list[str]":
 
 
 def adapter_data(adapter: types.ModuleType) -> dict:
-    return json.loads(json.dumps({"layers": getattr(adapter, "LAYERS", None), "layout": getattr(adapter, "LAYOUT", {})}))
+    data = {"layers": getattr(adapter, "LAYERS", None), "layout": getattr(adapter, "LAYOUT", {}),
+            "name": str(getattr(adapter, "NAME", ""))[:60]}
+    return json.loads(json.dumps(data, default=str))
 
 
 # ----------------------------------------------------------------------------- calls

@@ -62,6 +62,13 @@ class Session:
 
     def _start(self) -> None:
         """Start a child and load the file; :class:`LoadFailure` if that goes wrong."""
+        try:
+            self._load()
+        except BaseException:
+            self._drop()
+            raise
+
+    def _load(self) -> None:
         self.starts += 1
         name = self.source.path.name
         self.child = Child(name).__enter__()
@@ -73,6 +80,9 @@ class Session:
             if self.convention.layers is None:
                 self.convention.layers = layer_specs(message.get("layers"), message.get("layout"),
                                                      where=f"adapter '{self.convention.path.name}'")
+                name = message.get("name")
+                self.convention.name = name if isinstance(name, str) and name.isprintable() and name else \
+                    self.convention.path.name
             message = self.child.receive(budget + GRACE_SECONDS)
         if isinstance(message, dict) and message.get("type") == "loaded":
             try:
