@@ -20,7 +20,7 @@ from convcli.errors import ImplementationError, ParameterError
 from convcli.gradcheck import cases as case_sets
 from convcli.gradcheck import conventions
 from convcli.gradcheck.explain import check_backward, check_forward
-from convcli.gradcheck.loading import Source, read_source, scan
+from convcli.gradcheck.loading import Source, read_source, scan, syntax_problem
 from convcli.gradcheck.reports import CheckRecord
 from convcli.gradcheck.session import LoadFailure, Session
 from convcli.gradcheck.settings import CheckSettings
@@ -74,6 +74,10 @@ def check_impl(
     """
     source = read_source(path)
     convention = conventions.resolve(api)
+    problem = syntax_problem(source)
+    if problem:
+        raise FileNotChecked(f"cannot load '{source.path}': {problem}",
+                             convention=convention.name if convention else None)
     notes = []
     if convention is None:
         found = scan(source)
