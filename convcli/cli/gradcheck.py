@@ -1,4 +1,4 @@
-"""``convcli gradcheck``: gradient-check convcli's layers, or the lab functions in someone's file.
+"""``convcli gradcheck``: gradient-check convcli's layers, or the layers in a student's file or notebook.
 
 The command parses its options, runs :func:`convcli.gradcheck.selfcheck.check_convcli` or
 :func:`convcli.gradcheck.impl.check_impl`, and presents the records as a rich table,
