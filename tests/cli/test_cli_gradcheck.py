@@ -196,3 +196,19 @@ def test_help_has_examples():
     result = run("--help")
     assert result.exit_code == 0
     assert "convcli gradcheck --impl lab.ipynb --layer conv --size 7x9 --kernel-size 3" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "top_level, message",
+    [
+        ("import os\nos._exit(3)\n", "ended the process (exit status 3)"),
+        ("{not json", "as a Jupyter notebook"),
+    ],
+)
+def test_a_file_that_dies_or_is_unreadable_while_loading_still_gets_a_report(tmp_path, top_level, message):
+    path = tmp_path / ("student.ipynb" if top_level.startswith("{") else "student.py")
+    path.write_text(top_level + ("" if path.suffix == ".ipynb" else (IMPLS / "lab" / "loops.py").read_text()))
+    result = run("--impl", str(path), "--format", "junit", "--report", str(tmp_path / "r.json"))
+    assert result.exit_code == 2 and message in error_line(result)
+    assert ET.fromstring(result.stdout).find("testsuite/testcase").get("name") == "load"
+    assert message in json.loads((tmp_path / "r.json").read_text())["error"]

@@ -9,6 +9,8 @@ gradients (the bias gradient does not depend on the stride).
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from helpers_impl import IMPLS, failed, records, run
 
@@ -142,3 +144,15 @@ def test_holberton_runs_a_tanh_forward_case_and_only_same_or_valid():
     assert "conv_forward[N2 C2 K3 10x8 k5x5 s1 same tanh]" in names
     assert not any("tanh" in n for n in names if "backward" in n)
     assert all(("same" in n) or ("valid" in n) for n in names if n.startswith("conv_"))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(h=st.integers(3, 9), w=st.integers(3, 9), fh=st.integers(1, 3), fw=st.integers(1, 3))
+def test_one_case_by_hand_judges_any_shape(h, w, fh, fw):
+    """A correct file passes and the X.shape[0] bug fails exactly when the image is not square."""
+    size, kernel = f"{h}x{w}", f"{fh}x{fw}"
+    correct = records("cs231n/vectorized.py", size=size, kernel_size=kernel)
+    assert {r.status for r in correct.values()} == {"pass"}
+    assert f"conv_forward_naive[N2 C3 K4 {h}x{w} k{fh}x{fw} s1 p0]" in correct
+    buggy = failed("cs231n/bug_shape_from_rows.py", size=size, kernel_size=kernel)
+    assert bool(buggy) == (h != w)
