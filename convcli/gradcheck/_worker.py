@@ -190,7 +190,8 @@ def load_student(request: dict, adapter_path: str) -> "tuple[types.ModuleType, l
                 if isinstance(exc, LoadTimeout):
                     kind = "timeout"
                 missing = [n for n in bound_names(stmt) if n not in module.__dict__]
-                notes.append({"line": stmt.lineno, "kind": kind, "names": missing, **_error(exc, filename, adapter_path)})
+                error = _error(exc, filename, adapter_path)
+                notes.append({"line": stmt.lineno, "kind": kind, "names": missing, **error})
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
@@ -323,7 +324,8 @@ def _load(request: dict, send) -> "Session | None":
         send({"type": "adapter", **adapter_data(adapter)})
     except BaseException as exc:
         info = describe(exc, adapter_path, adapter_path)
-        info["line"] = next((n for f, n in traceback.walk_tb(exc.__traceback__) if f.f_code.co_filename == adapter_path), None)
+        frames = traceback.walk_tb(exc.__traceback__)
+        info["line"] = next((n for f, n in frames if f.f_code.co_filename == adapter_path), None)
         send({"type": "load_error", "stage": "adapter", "exception": info})
         return None
     try:

@@ -103,7 +103,8 @@ def gradients_of(value: Value, spec, expected: "dict[str, np.ndarray]") -> "tupl
         keys = ", ".join(repr(k) for k, _ in value.items) or "none"
         for name in names:
             if name not in found:
-                problems[name] = f"returned a dict without key {spec.course_name(name)!r} (keys: {keys}; expected {wanted})"
+                key = spec.course_name(name)
+                problems[name] = f"returned a dict without key {key!r} (keys: {keys}; expected {wanted})"
     elif value.kind == "tuple":
         order = [course_to_ours.get(course, course) for course in spec.order]
         if value.length != len(order):
