@@ -1,4 +1,4 @@
-"""``convcli gradcheck``: gradient-check convcli's layers, or the lab functions in someone's file.
+"""``convcli gradcheck``: gradient-check convcli's layers, or the layers in a student's file or notebook.
 
 The command parses its options, runs :func:`convcli.gradcheck.selfcheck.check_convcli` or
 :func:`convcli.gradcheck.impl.check_impl`, and presents the records as a rich table,
@@ -230,4 +230,6 @@ def _print_table(result) -> None:
         # wider than any table (a table never grows past its content), on the same stream
         console = Console(file=console.file, width=UNWRAPPED_WIDTH)
     console.print(table)
+    for note in result.notes:
+        console.print(Text(f"note: {note}", style="dim"))
     console.print(Text(summary_line(result), style="bold green" if result.passed else "bold red"))

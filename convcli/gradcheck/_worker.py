@@ -39,6 +39,8 @@ import types
 MAX_ELEMENTS = 1_000_000
 #: How deep and how wide a returned tuple or dict is described.
 MAX_DEPTH, MAX_ITEMS = 3, 16
+#: How long an import may take once the file's loading time is used up (the parent allows a few seconds more).
+LATE_IMPORT_SECONDS = 0.5
 BLOCK_MESSAGE = (
     "convcli cannot be imported by the code being checked: gradcheck compares your functions with "
     "convcli's own layers, so they must not use them"
@@ -170,9 +172,13 @@ def load_student(request: dict, adapter_path: str) -> "tuple[types.ModuleType, l
         for stmt in tree.body:
             definition = isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
             remaining = deadline - _monotonic()
-            if remaining <= 0 and not definition:
-                notes.append({"line": stmt.lineno, "kind": "late", "names": bound_names(stmt), "type": "", "message": ""})
-                continue
+            if remaining <= 0:  # past the time: definitions still run, imports get a moment, the rest is skipped
+                if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                    remaining = LATE_IMPORT_SECONDS
+                elif not definition:
+                    notes.append({"line": stmt.lineno, "kind": "late", "names": bound_names(stmt), "type": "",
+                                  "message": ""})
+                    continue
             code = compile(ast.Module([stmt], type_ignores=[]), filename, "exec", flags=flags, dont_inherit=True)
             try:
                 if not definition:
@@ -184,7 +190,8 @@ def load_student(request: dict, adapter_path: str) -> "tuple[types.ModuleType, l
                 if isinstance(exc, LoadTimeout):
                     kind = "timeout"
                 missing = [n for n in bound_names(stmt) if n not in module.__dict__]
-                notes.append({"line": stmt.lineno, "kind": kind, "names": missing, **_error(exc, filename, adapter_path)})
+                error = _error(exc, filename, adapter_path)
+                notes.append({"line": stmt.lineno, "kind": kind, "names": missing, **error})
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
@@ -223,7 +230,9 @@ def defined_names(module: types.ModuleType) -> "list[str]":
 
 
 def adapter_data(adapter: types.ModuleType) -> dict:
-    return json.loads(json.dumps({"layers": getattr(adapter, "LAYERS", None), "layout": getattr(adapter, "LAYOUT", {})}))
+    data = {"layers": getattr(adapter, "LAYERS", None), "layout": getattr(adapter, "LAYOUT", {}),
+            "name": str(getattr(adapter, "NAME", ""))[:60]}
+    return json.loads(json.dumps(data, default=str))
 
 
 # ----------------------------------------------------------------------------- calls
@@ -315,7 +324,8 @@ def _load(request: dict, send) -> "Session | None":
         send({"type": "adapter", **adapter_data(adapter)})
     except BaseException as exc:
         info = describe(exc, adapter_path, adapter_path)
-        info["line"] = next((n for f, n in traceback.walk_tb(exc.__traceback__) if f.f_code.co_filename == adapter_path), None)
+        frames = traceback.walk_tb(exc.__traceback__)
+        info["line"] = next((n for f, n in frames if f.f_code.co_filename == adapter_path), None)
         send({"type": "load_error", "stage": "adapter", "exception": info})
         return None
     try:

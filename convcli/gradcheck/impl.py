@@ -20,8 +20,9 @@ from convcli.errors import ImplementationError, ParameterError
 from convcli.gradcheck import cases as case_sets
 from convcli.gradcheck import conventions
 from convcli.gradcheck.explain import check_backward, check_forward
-from convcli.gradcheck.loading import Source, read_source, scan
+from convcli.gradcheck.loading import Source, read_source, scan, syntax_problem
 from convcli.gradcheck.reports import CheckRecord
+from convcli.gradcheck.sandbox import Limits
 from convcli.gradcheck.session import LoadFailure, Session
 from convcli.gradcheck.settings import CheckSettings
 from convcli.gradcheck.verdicts import note_line
@@ -49,6 +50,7 @@ def check_impl(
     settings: CheckSettings = CheckSettings(),
     layers: "Iterable[str] | None" = None,
     progress: "Callable[[int, int], None] | None" = None,
+    limits: "Limits | None" = None,
 ) -> ImplResult:
     """Check the functions a ``.py`` file or notebook defines, in a child process.
 
@@ -59,6 +61,8 @@ def check_impl(
     settings : seed, tolerances, mode, the case by hand, and ``timeout`` (per call, and for loading)
     layers : ``"dot"``, ``"affine"``, ``"conv"``, ``"pool"`` (default: all the convention has)
     progress : called with (checks done, checks planned)
+    limits : the child's resource limits (:class:`~convcli.gradcheck.sandbox.Limits`; default: 4 GiB,
+        and CPU time ten times ``timeout``)
 
     Returns
     -------
@@ -74,13 +78,17 @@ def check_impl(
     """
     source = read_source(path)
     convention = conventions.resolve(api)
+    problem = syntax_problem(source)
+    if problem:
+        raise FileNotChecked(f"cannot load '{source.path}': {problem}",
+                             convention=convention.name if convention else None)
     notes = []
     if convention is None:
         found = scan(source)
         convention = _detect(found)
         notes.append(f"convention: {convention.name} (chosen by --api auto from the names the file defines)")
     try:
-        with Session(source, convention, settings.timeout) as session:
+        with Session(source, convention, settings.timeout, limits) as session:
             return _check(session, source, convention, settings, layers, notes, progress)
     except LoadFailure as exc:
         raise FileNotChecked(str(exc), convention=convention.name, notes=notes) from None

@@ -116,6 +116,25 @@ def _notebook(path: Path, raw: bytes) -> Source:
     return Source(path=path.resolve(), chunks=chunks, notebook=True, cells=starts)
 
 
+def syntax_problem(source: Source) -> "str | None":
+    """Why a ``.py`` file cannot be parsed (``"SyntaxError at line 4: '(' was never closed: ..."``), or None.
+
+    A notebook's cells are parsed one by one when it is loaded: a broken cell is skipped, not fatal.
+    """
+    if source.notebook:
+        return None
+    try:
+        ast.parse(source.chunks[0]["source"])
+    except SyntaxError as exc:
+        where = f" at line {exc.lineno}" if exc.lineno else ""
+        code = (exc.text or "").strip()
+        code = code if len(code) <= 100 else code[:97] + "..."
+        return f"SyntaxError{where}: {exc.msg}" + (f": {code}" if code else "")
+    except ValueError as exc:  # e.g. null bytes
+        return f"SyntaxError: {exc}"
+    return None
+
+
 @dataclass
 class Definitions:
     """Top-level functions (with parameter names) and classes (with their methods) of a file."""

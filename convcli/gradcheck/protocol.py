@@ -193,7 +193,8 @@ def parse_loaded(message: Any) -> "tuple[list[str], list[Note], dict[str, str]]"
         found = note.get("names")
         _need(isinstance(found, list) and all(isinstance(n, str) for n in found), "a note's names")
         line = _int(note.get("line"), "a note's line", optional=True) or 0
-        notes.append(Note(line, kind, [n[:100] for n in found[:50]], _text(note, "type", 100), _text(note, "message", 500)))
+        bound = [n[:100] for n in found[:50]]
+        notes.append(Note(line, kind, bound, _text(note, "type", 100), _text(note, "message", 500)))
     forms = message.get("forms")
     _need(isinstance(forms, dict) and len(forms) <= 20, "forms that are not a record")
     forms = {str(k)[:40]: str(v)[:300] for k, v in forms.items() if isinstance(v, str)}

@@ -18,6 +18,7 @@ from convcli.gradcheck.conventions import Convention, layer_specs
 from convcli.gradcheck.loading import Source
 from convcli.gradcheck.protocol import Note, ProtocolError, Raised, Value, parse_answer, parse_loaded, parse_raised
 from convcli.gradcheck.runner import ENDED, TIMEOUT, Child
+from convcli.gradcheck.sandbox import Limits
 
 #: How long a child may take to start Python, numpy and the adapter (torch can be slow) on a busy machine.
 STARTUP_SECONDS = 120.0
@@ -38,8 +39,10 @@ class LoadFailure(ImplementationError):
 
 
 class Session:
-    def __init__(self, source: Source, convention: Convention, timeout: float) -> None:
+    def __init__(self, source: Source, convention: Convention, timeout: float, limits: "Limits | None" = None) -> None:
         self.source, self.convention, self.timeout = source, convention, timeout
+        # the CPU limit is a backstop for what the parent's clock cannot see (a forked child spinning)
+        self.limits = limits or Limits(cpu_seconds=min(max(60.0, 10 * timeout), 86_400.0))
         self.child: "Child | None" = None
         self.starts = 0
         self.ids = itertools.count(1)
@@ -62,10 +65,17 @@ class Session:
 
     def _start(self) -> None:
         """Start a child and load the file; :class:`LoadFailure` if that goes wrong."""
+        try:
+            self._load()
+        except BaseException:
+            self._drop()
+            raise
+
+    def _load(self) -> None:
         self.starts += 1
         name = self.source.path.name
-        self.child = Child(name).__enter__()
-        budget = self.timeout
+        self.child = Child(name, self.limits).__enter__()
+        budget = min(self.timeout, 86_400.0)
         self.child.send({"op": "load", "adapter": str(self.convention.path), "chunks": self.source.chunks,
                          "filename": str(self.source.path), "budget": budget})
         message = self.child.receive(STARTUP_SECONDS)
@@ -73,6 +83,9 @@ class Session:
             if self.convention.layers is None:
                 self.convention.layers = layer_specs(message.get("layers"), message.get("layout"),
                                                      where=f"adapter '{self.convention.path.name}'")
+                name = message.get("name")
+                self.convention.name = name if isinstance(name, str) and name.isprintable() and name else \
+                    self.convention.path.name
             message = self.child.receive(budget + GRACE_SECONDS)
         if isinstance(message, dict) and message.get("type") == "loaded":
             try:

@@ -103,7 +103,8 @@ def gradients_of(value: Value, spec, expected: "dict[str, np.ndarray]") -> "tupl
         keys = ", ".join(repr(k) for k, _ in value.items) or "none"
         for name in names:
             if name not in found:
-                problems[name] = f"returned a dict without key {spec.course_name(name)!r} (keys: {keys}; expected {wanted})"
+                key = spec.course_name(name)
+                problems[name] = f"returned a dict without key {key!r} (keys: {keys}; expected {wanted})"
     elif value.kind == "tuple":
         order = [course_to_ours.get(course, course) for course in spec.order]
         if value.length != len(order):
@@ -127,15 +128,10 @@ def gradients_of(value: Value, spec, expected: "dict[str, np.ndarray]") -> "tupl
 
 
 def raised_message(raised: Raised, source, notes) -> str:
-    """``"raised NameError: name 'h5py' is not defined at line 7: ... : the import on line 3 failed (...)"``."""
+    """``"raised NameError: name 'h5py' is not defined: the import on line 3 failed (...) at hw.py, line 7: ..."``."""
     if raised.origin == "adapter" and raised.type in ("ValueError", "TypeError") and raised.line is None:
-        text = raised.message
-    else:
-        text = f"raised {raised.type}" + (f": {raised.message}" if raised.message else "")
-        if raised.line is not None:
-            text += f" at {source.path.name}, {source.where(raised.line)}"
-            if raised.code:
-                text += f": {raised.code}"
+        return raised.message
+    text = f"raised {raised.type}" + (f": {raised.message}" if raised.message else "")
     if raised.type == "NameError":
         name = raised.name or _quoted(raised.message)
         for note in notes:
@@ -144,6 +140,10 @@ def raised_message(raised: Raised, source, notes) -> str:
                 break
     if raised.type == "ModuleNotFoundError" and "convcli cannot be imported" in raised.message:
         text += " (convcli's layers are the reference here; write the layer yourself)"
+    if raised.line is not None:
+        text += f" at {source.path.name}, {source.where(raised.line)}"
+        if raised.code:
+            text += f": {raised.code}"
     return text
 
 
