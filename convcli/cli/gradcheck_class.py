@@ -78,8 +78,10 @@ def _print_summaries(reports) -> None:
     console.print(Text(f"{passed} of {len(reports)} submissions passed", style=style))
 
 
-def submission_checker(*, api, settings, layers):
+def submission_checker(*, api, settings, layers, limits=None):
     """``check(path)``: one submission's report, never raising for a file that cannot be checked."""
     from convcli.gradcheck.classroom import submission_report
 
-    return functools.partial(submission_report, settings=settings, api=api, layers=layers, version=__version__)
+    return functools.partial(
+        submission_report, settings=settings, api=api, layers=layers, limits=limits, version=__version__
+    )

@@ -114,7 +114,13 @@ def grade_class(
 
 
 def submission_report(
-    path: Path, *, settings: Any, api: str = "auto", layers: "Iterable[str] | None" = None, version: str = ""
+    path: Path,
+    *,
+    settings: Any,
+    api: str = "auto",
+    layers: "Iterable[str] | None" = None,
+    limits: Any = None,
+    version: str = "",
 ) -> Any:
     """Check one submission into a :class:`~convcli.gradcheck.reports.CheckReport`, whatever happens.
 
@@ -136,7 +142,7 @@ def submission_report(
         timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
     )
     try:
-        checked = check_impl(path, api=api, settings=settings, layers=layers)
+        checked = check_impl(path, api=api, settings=settings, layers=layers, limits=limits)
         report.checks, report.convention, report.notes = checked.records, checked.convention, checked.notes
     except ConvcliError as exc:
         report.error = str(exc)
