@@ -66,7 +66,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from convcli.errors import ParameterError
-from convcli.gradcheck import _procs
+from convcli.gradcheck import _procs, guard
+from convcli.gradcheck.guard import Terminated, kill_all, signal_guard, terminate_all  # noqa: F401  (part of the API)
 from convcli.gradcheck.sanitize import PREFIX, BoundedLines
 
 GiB, MiB = 2**30, 2**20
@@ -132,14 +133,6 @@ class ChildExited(SandboxError):
         super().__init__(f"the process ended ({describe_exit(returncode)})")
 
 
-class Terminated(SystemExit):
-    """convcli got SIGTERM or SIGHUP: every sandbox was killed; exit status 128 + signal."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(128 + signum)
-        self.signum = signum
-
-
 def describe_exit(returncode: "int | None") -> str:
     """``"killed by signal SIGXCPU"``, ``"exit status 3"`` or ``"still running"``."""
     if returncode is None:
@@ -150,73 +143,6 @@ def describe_exit(returncode: "int | None") -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit status {returncode}"
-
-
-# ----------------------------------------------------------------------------- every live sandbox
-
-_live: "set[Sandbox]" = set()
-_live_lock = threading.RLock()
-_terminating = threading.Event()
-_guard_depth = 0
-_saved_handlers: dict = {}
-
-
-def _child_pids() -> "set[int]":
-    with _live_lock:
-        return {box.pid for box in _live if box.pid}
-
-
-def kill_all() -> None:
-    """Kill every live sandbox's processes now (from any thread)."""
-    with _live_lock:
-        boxes = list(_live)
-    for box in boxes:
-        box.kill()
-
-
-def terminate_all() -> None:
-    """Kill every live sandbox and refuse to start new ones (until the next outermost :class:`signal_guard`)."""
-    _terminating.set()
-    kill_all()
-
-
-def _on_signal(signum, frame) -> None:
-    terminate_all()
-    raise Terminated(signum)
-
-
-class signal_guard:
-    """While entered (in the main thread): SIGTERM and SIGHUP kill every sandbox and raise :class:`Terminated`.
-
-    Re-entrant; the previous handlers come back when the outermost one exits.
-    Leaving it by ``KeyboardInterrupt`` (Ctrl-C) or ``SystemExit`` also kills
-    every live sandbox and stops new ones from starting.  Elsewhere than the main thread it does nothing:
-    enter it in the main thread before starting sandboxes in worker threads.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-    def __enter__(self) -> "signal_guard":
-        global _guard_depth
-        self.active = threading.current_thread() is threading.main_thread()
-        if self.active:
-            if _guard_depth == 0:
-                _terminating.clear()
-                for signum in self.SIGNALS:
-                    _saved_handlers[signum] = signal.signal(signum, _on_signal)
-            _guard_depth += 1
-        return self
-
-    def __exit__(self, kind, exc, traceback) -> None:
-        global _guard_depth
-        if self.active and kind is not None and not issubclass(kind, Exception):  # Ctrl-C, SystemExit
-            terminate_all()
-        if self.active:
-            _guard_depth -= 1
-            if _guard_depth == 0:
-                for signum, handler in _saved_handlers.items():
-                    signal.signal(signum, handler)
-                _saved_handlers.clear()
 
 
 # ----------------------------------------------------------------------------- one child
@@ -251,9 +177,9 @@ class Sandbox:
     # ------------------------------------------------------------------ start and end
 
     def __enter__(self) -> "Sandbox":
-        self._guard = signal_guard().__enter__()  # the outermost one (in the main thread) clears _terminating
+        self._guard = signal_guard().__enter__()  # the outermost one (in the main thread) starts a new run
         try:
-            if _terminating.is_set():
+            if guard.terminating():
                 raise Terminated(signal.SIGTERM)
             self._start()
         except BaseException:
@@ -279,7 +205,7 @@ class Sandbox:
             **{key: getattr(self.limits, key) for key in ("memory", "cpu_seconds", "file_size", "processes")},
         }
         try:
-            with _live_lock:  # registered before another sandbox's clean-up scans for orphans
+            with guard.live_lock:  # registered before another sandbox's clean-up scans for orphans
                 self.process = subprocess.Popen(
                     [sys.executable, "-I", str(LAUNCHER), json.dumps(config), *self.argv],
                     stdin=subprocess.DEVNULL,
@@ -291,7 +217,7 @@ class Sandbox:
                     start_new_session=True,
                 )
                 self.pid = self.process.pid
-                _live.add(self)
+                guard.register(self)
         finally:
             os.close(to_child_r)
             os.close(to_parent_w)
@@ -322,8 +248,7 @@ class Sandbox:
                 self.process.wait()
                 for thread in self._threads:
                     thread.join(timeout=5.0)
-                with _live_lock:
-                    _live.discard(self)
+                guard.unregister(self)
                 for fd in (self._to_child, self._from_child):
                     _close(fd)
             if getattr(self, "root", None) is not None:
@@ -335,8 +260,8 @@ class Sandbox:
         """Kill the child, everything it started and any daemon that escaped (idempotent)."""
         if self.pid is None:
             return
-        with _live_lock:
-            keep = {pid for pid in _child_pids() if pid != self.pid}
+        with guard.live_lock:
+            keep = {pid for pid in guard.child_pids() if pid != self.pid}
             _procs.end_session(self.pid, cgroup=self.containment.get("cgroup"), keep=keep)
 
     @property
