@@ -9,7 +9,8 @@ convcli (the child must not need it).  In order, it
    and ends at once if the parent is already gone;
 2. as root, joins a fresh ``pids`` cgroup when one can be made (root is exempt
    from ``RLIMIT_NPROC``; the cgroup bounds its processes instead and lets the
-   parent find every one of them, even those that left the session);
+   parent find every one of them, even those that left the session; empty
+   ones a grader killed with SIGKILL left behind are swept first);
 3. sets the ``resource`` limits: address space, CPU seconds, file size, core
    files and (not as root) the number of processes, counted above what the
    user runs already;
@@ -31,6 +32,7 @@ import os
 import resource
 import signal
 import sys
+import time
 
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
@@ -62,9 +64,27 @@ def user_tasks(uid):
     return count
 
 
+def sweep_stale_cgroups(root, age=120.0):
+    """Remove empty ``convcli-sandbox-*`` cgroups older than ``age`` seconds: left by a grader killed with SIGKILL."""
+    try:
+        names = [name for name in os.listdir(root) if name.startswith("convcli-sandbox-")]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as handle:
+                empty = not handle.read().strip()
+            if empty and time.time() - os.stat(path).st_mtime > age:
+                os.rmdir(path)
+        except OSError:
+            pass
+
+
 def join_pids_cgroup(limit):
     """Make ``convcli-<pid>`` in a ``pids`` cgroup hierarchy, bounded at ``limit`` tasks, and join it."""
     for root in ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        sweep_stale_cgroups(root)
         path = os.path.join(root, f"convcli-sandbox-{os.getpid()}")
         try:
             os.mkdir(path)
@@ -82,6 +102,19 @@ def join_pids_cgroup(limit):
             except OSError:
                 pass
     return None
+
+
+def fail(message, cgroup=None):
+    """End before the worker starts: say why on stderr, and take the cgroup away (the parent never heard of it)."""
+    os.write(2, f"convcli sandbox: {message}\n".encode())
+    if cgroup:
+        try:
+            with open(os.path.join(os.path.dirname(cgroup), "cgroup.procs"), "w") as handle:
+                handle.write(str(os.getpid()))
+            os.rmdir(cgroup)
+        except OSError:
+            pass
+    os._exit(EXIT_SETUP_FAILED)
 
 
 def set_limits(config):
@@ -138,14 +171,15 @@ def main():
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != config["parent"]:  # the parent died before the line above
         os._exit(EXIT_SETUP_FAILED)
+    if not os.access(argv[0], os.X_OK):  # say so now: after the hello, the worker's silence would be blamed
+        fail(f"cannot start {argv[0]}: not an executable file")
     hello = {"type": "sandbox", "cgroup": None, "nproc": None, "landlock": 0}
     try:
         if LINUX and os.getuid() == 0 and config["processes"] is not None:
             hello["cgroup"] = join_pids_cgroup(config["processes"])
         hello["nproc"] = set_limits(config)
     except (OSError, ValueError) as exc:
-        os.write(2, f"convcli sandbox: cannot set the limits: {exc}\n".encode())
-        os._exit(EXIT_SETUP_FAILED)
+        fail(f"cannot set the limits: {exc}", hello["cgroup"])
     if LINUX:
         libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
         hello["landlock"] = landlock(config["root"]) if config["landlock"] else 0
@@ -155,9 +189,6 @@ def main():
             os.dup2(source, target)
             os.close(source)
         os.set_inheritable(target, True)
-    if not os.access(argv[0], os.X_OK):  # say so before the hello: after it, the worker's silence would be blamed
-        os.write(2, f"convcli sandbox: cannot start {argv[0]}: not an executable file\n".encode())
-        os._exit(EXIT_SETUP_FAILED)
     os.write(4, (json.dumps(hello) + "\n").encode())
     try:
         os.execv(argv[0], argv)
