@@ -206,6 +206,8 @@ class Sandbox:
         }
         try:
             with guard.live_lock:  # registered before another sandbox's clean-up scans for orphans
+                if guard.terminating():  # checked again under the lock that kill_all takes: no child slips past it
+                    raise Terminated(signal.SIGTERM)
                 self.process = subprocess.Popen(
                     [sys.executable, "-I", str(LAUNCHER), json.dumps(config), *self.argv],
                     stdin=subprocess.DEVNULL,
