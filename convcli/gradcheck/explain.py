@@ -54,7 +54,7 @@ def check_forward(*, session, spec, case, settings, source, convention) -> Check
     if isinstance(answer, Failed):
         result = _crash(record, answer.message)
     elif isinstance(answer, Raised):
-        result = _crash(record, raised_message(answer, source, session.notes))
+        result = _crash(record, raised_message(answer, source, session.notes) + _call_hint(answer, spec.forward, session))
     elif (problem := returned_problem(answer, expected)) is not None:
         result = CheckRecord(**record, status="fail", message=f"{record['name']}: {problem}")
     else:
@@ -68,6 +68,16 @@ def check_forward(*, session, spec, case, settings, source, convention) -> Check
                              message=f"{record['name']}: {message}", **numbers)
     result.state_id = record_id  # which call made the state the backward may need
     return result
+
+
+def _call_hint(raised: Raised, function: str, session) -> str:
+    """How the convention calls ``function``, when calling it failed on its parameters."""
+    if raised.origin != "adapter" or raised.type != "TypeError":
+        return ""
+    signatures = session.convention.parameters.get(function)
+    if not signatures:
+        return ""
+    return f" (the {session.convention.name} convention calls {function}({', '.join(signatures[0])}))"
 
 
 def check_backward(*, session, spec, case, settings, source, convention, forward) -> "list[CheckRecord]":
@@ -88,14 +98,17 @@ def check_backward(*, session, spec, case, settings, source, convention, forward
                     convention=convention)
 
     if isinstance(answer, (Failed, Raised)):
-        message = answer.message if isinstance(answer, Failed) else raised_message(answer, source, session.notes)
+        if isinstance(answer, Failed):
+            message = answer.message
+        else:
+            message = raised_message(answer, source, session.notes) + _call_hint(answer, spec.backward, session)
         if forward is not None and forward.crashed and isinstance(answer, Raised) and answer.origin == "adapter":
             message = f"not checked: {spec.backward} needs what {spec.forward} returns, and {forward.name} failed"
         return [_crash(record(n), message) for n in expected]
     grads, problems = gradients_of(answer, spec, expected)
     for name in expected:
         if name in problems:
-            records.append(CheckRecord(**record(name), status="fail", message=f"{base}: {problems[name]}"))
+            records.append(CheckRecord(**record(name), status="fail", message=f"{record(name)['name']}: {problems[name]}"))
             continue
         outcome = compare(expected[name], grads[name], atol=settings.atol, rtol=settings.rtol)
         numbers = {k: outcome.get(k) for k in NUMBERS}
