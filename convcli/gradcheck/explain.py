@@ -63,7 +63,8 @@ def check_forward(*, session, spec, case, settings, source, convention) -> Check
             actual = actual.reshape(())
         outcome = compare(expected, actual, atol=settings.atol, rtol=settings.rtol)
         numbers = {k: outcome.get(k) for k in NUMBERS}
-        message = value_message(outcome, REFERENCE_NAME[spec.layer])
+        reference = "sum(x * w) + b" if spec.layer == "dot" and "b" in case.shapes else REFERENCE_NAME[spec.layer]
+        message = value_message(outcome, reference)
         result = CheckRecord(**record, status="pass" if outcome["ok"] else "fail",
                              message=f"{record['name']}: {message}", **numbers)
     result.state_id = record_id  # which call made the state the backward may need

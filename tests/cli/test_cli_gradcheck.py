@@ -176,7 +176,7 @@ def test_usage_errors_exit_2_with_one_line(args, message):
 def test_a_square_convention_refuses_a_non_square_kernel():
     result = run("--impl", LAB, "--layer", "conv", "--size", "8", "--kernel-size", "3x2", "--format", "json")
     assert result.exit_code == 2
-    assert "this convention's conv windows are square; got --kernel-size 3x2" in json.loads(result.stdout)["error"]
+    assert "the lab convention's kernels are square (FxF); got --kernel-size 3x2" in json.loads(result.stdout)["error"]
 
 
 def test_a_huge_timeout_is_only_a_long_wait():
