@@ -51,7 +51,6 @@ def check_forward(*, session, spec, case, settings, source, convention) -> Check
     record = dict(name=f"{spec.forward}[{case.label}]", function=spec.forward, kind="forward", case=case.label,
                   convention=convention)
     answer = session.call(_request(spec, case, args, "forward"))
-    record_id = session.last_id
     if isinstance(answer, Failed):
         result = _crash(record, answer.message)
     elif isinstance(answer, Raised):
@@ -68,7 +67,6 @@ def check_forward(*, session, spec, case, settings, source, convention) -> Check
         message = value_message(outcome, reference)
         result = CheckRecord(**record, status="pass" if outcome["ok"] else "fail",
                              message=f"{record['name']}: {message}", **numbers)
-    result.state_id = record_id  # which call made the state the backward may need
     return result
 
 
@@ -82,14 +80,17 @@ def _call_hint(raised: Raised, function: str, session) -> str:
     return f" (the {session.convention.name} convention calls {function}({', '.join(signatures[0])}))"
 
 
-def check_backward(*, session, spec, case, settings, source, convention, forward) -> "list[CheckRecord]":
-    """Call the backward with a random upstream gradient; one record per input, against convcli's gradient."""
+def check_backward(*, session, spec, case, settings, source, convention, forward, state=None) -> "list[CheckRecord]":
+    """Call the backward with a random upstream gradient; one record per input, against convcli's gradient.
+
+    ``forward`` is the forward's record on this case (None when the file has no forward), ``state``
+    the id of that call, whose result (a cache, a layer object) the child keeps for the backward.
+    """
     arrays, args = _prepared(spec, case, settings)
     out = reference_output(case, arrays)
     G = case_sets.upstream(case, out.shape, settings.seed)
     G_course = _course(spec, "out", G)
     expected = {n: _course(spec, n, g) for n, g in reference_gradients(case, arrays, G).items() if n in arrays}
-    state = getattr(forward, "state_id", None)
     answer = session.call(_request(spec, case, args, "backward", dout=encode_array(G_course), state=state))
     base = f"{spec.backward}[{case.label}]"
     records = []

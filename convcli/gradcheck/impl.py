@@ -136,10 +136,11 @@ def _check(session: Session, source: Source, convention, settings, layers, notes
             context = dict(session=session, spec=spec, case=case, settings=settings, source=source,
                            convention=convention.name)
             forward = check_forward(**context) if has_forward else None
+            state = session.last_id if has_forward else None
             if forward is not None:
                 records.append(forward)
             if has_backward and case.backward:
-                records += check_backward(**context, forward=forward)
+                records += check_backward(**context, forward=forward, state=state)
             if progress:
                 progress(sum(r.status != "skip" for r in records), total)
     return ImplResult(records, convention.name, notes)
