@@ -75,6 +75,21 @@ def conv_backward(X, w, dA):
     import convcli.layers
     return convcli.layers.conv_backward(X, w, dA)
 """,
+    # take the blocker away first (convcli is installed in editable mode here, as the README and CI install it)
+    "unblocks_convcli": """
+import sys
+import numpy as np
+def _unblock():
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "BlockConvcli"]
+def conv_forward(X, w):
+    _unblock()
+    import convcli.layers
+    return convcli.layers.conv_forward(X, w)
+def conv_backward(X, w, dA):
+    _unblock()
+    import convcli.layers
+    return convcli.layers.conv_backward(X, w, dA)
+""",
 }
 
 
