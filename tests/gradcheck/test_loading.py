@@ -142,8 +142,8 @@ def test_forcing_a_convention_the_file_does_not_follow(tmp_path):
 
 
 def test_hangs_and_crashes_fail_their_checks_and_the_rest_is_checked():
-    hangs = records("lab/hangs.py", timeout=1.5)
-    assert hangs["dot_backward[3x3]:x"].crashed and "did not finish within 1.5 s" in hangs["dot_backward[3x3]:x"].message
+    hangs = records("lab/hangs.py", timeout=3.0)
+    assert hangs["dot_backward[3x3]:x"].crashed and "did not finish within 3 s" in hangs["dot_backward[3x3]:x"].message
     assert hangs["conv_backward[8x8 k3x3]:w"].status == "pass"
     crashes = records("lab/crashes.py")
     assert "ended the process (exit status 3)" in crashes["dot_backward[3x3]:w"].message
