@@ -289,6 +289,11 @@ class Session:
         return encode(np.array(values))
 
 
+def _module_of(thing) -> str:
+    """The module a finder or hook (a class, an instance or a function) comes from."""
+    return str(getattr(thing, "__module__", None) or getattr(type(thing), "__module__", ""))
+
+
 def main() -> None:
     request_fd, response_fd = int(sys.argv[1]), int(sys.argv[2])
     requests = os.fdopen(request_fd, "r", encoding="utf-8")
@@ -298,6 +303,10 @@ def main() -> None:
         responses.write(json.dumps(message, allow_nan=False) + "\n")
         responses.flush()
 
+    # an editable install finds convcli through a finder of its own: drop it, then refuse convcli outright
+    sys.meta_path[:] = [f for f in sys.meta_path if "convcli" not in _module_of(f)]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if "convcli" not in _module_of(h)]
+    sys.path_importer_cache.clear()
     sys.meta_path.insert(0, BlockConvcli())
     for name in [n for n in sys.modules if n == "convcli" or n.startswith("convcli.")]:
         del sys.modules[name]

@@ -91,14 +91,16 @@ def default_cases(layer: str, caps: "dict[str, Any]") -> "list[Case]":
     return [_affine(shape, m) for shape, m in AFFINE]
 
 
-def by_hand(layer: str, caps: "dict[str, Any]", size: "tuple[int, int]", kernel: "tuple[int, int]") -> "list[Case]":
+def by_hand(layer: str, caps: "dict[str, Any]", size: "tuple[int, int]", kernel: "tuple[int, int]",
+            convention: str = "this") -> "list[Case]":
     """The one case of ``--size HxW --kernel-size FhxFw``."""
     (h, w), (fh, fw) = size, kernel
     if fh > h or fw > w:
         raise ParameterError(f"--kernel-size {fh}x{fw} is larger than --size {h}x{w}")
     square = caps.get("square_kernel" if layer == "conv" else "square", False)
     if square and fh != fw and layer in ("conv", "pool", "dot"):
-        raise ParameterError(f"this convention's {layer} windows are square; got --kernel-size {fh}x{fw}")
+        what = "kernels" if layer == "conv" else f"{layer} windows"
+        raise ParameterError(f"the {convention} convention's {what} are square (FxF); got --kernel-size {fh}x{fw}")
     if layer == "conv":
         n, c, k = (2, 3, 4) if caps.get("channels") else (1, 1, 1)
         n = n if caps.get("batch") else 1
@@ -111,7 +113,8 @@ def by_hand(layer: str, caps: "dict[str, Any]", size: "tuple[int, int]", kernel:
     else:
         case = _affine((2, h, w), 3)
     if case is None:
-        raise ParameterError(f"this convention cannot express a {layer} case of size {h}x{w} with kernel {fh}x{fw}")
+        raise ParameterError(
+            f"the {convention} convention cannot express a {layer} case of size {h}x{w} with kernel {fh}x{fw}")
     return [case]
 
 

@@ -20,8 +20,9 @@ from convcli.gradcheck.reports import CheckRecord
 from convcli.gradcheck.session import Failed
 from convcli.gradcheck.verdicts import compare, gradients_of, raised_message, returned_problem, value_message
 
-#: Full mode perturbs every element of inputs up to this size; larger ones (and fast mode) use directions.
-FULL_LIMIT, DIRECTIONS = 400, 6
+#: Full mode perturbs every element of inputs up to this size; larger ones (and fast mode) use a few random
+#: directions, which tell "the gradient of your forward" from "not" as surely, at a fraction of the calls.
+FULL_LIMIT, DIRECTIONS = 64, 6
 NUMBERS = ("max_abs_error", "max_rel_error", "worst_index", "expected", "actual")
 
 
@@ -50,11 +51,10 @@ def check_forward(*, session, spec, case, settings, source, convention) -> Check
     record = dict(name=f"{spec.forward}[{case.label}]", function=spec.forward, kind="forward", case=case.label,
                   convention=convention)
     answer = session.call(_request(spec, case, args, "forward"))
-    record_id = session.last_id
     if isinstance(answer, Failed):
         result = _crash(record, answer.message)
     elif isinstance(answer, Raised):
-        result = _crash(record, raised_message(answer, source, session.notes))
+        result = _crash(record, raised_message(answer, source, session.notes) + _call_hint(answer, spec.forward, session))
     elif (problem := returned_problem(answer, expected)) is not None:
         result = CheckRecord(**record, status="fail", message=f"{record['name']}: {problem}")
     else:
@@ -63,21 +63,34 @@ def check_forward(*, session, spec, case, settings, source, convention) -> Check
             actual = actual.reshape(())
         outcome = compare(expected, actual, atol=settings.atol, rtol=settings.rtol)
         numbers = {k: outcome.get(k) for k in NUMBERS}
-        message = value_message(outcome, REFERENCE_NAME[spec.layer])
+        reference = "sum(x * w) + b" if spec.layer == "dot" and "b" in case.shapes else REFERENCE_NAME[spec.layer]
+        message = value_message(outcome, reference)
         result = CheckRecord(**record, status="pass" if outcome["ok"] else "fail",
                              message=f"{record['name']}: {message}", **numbers)
-    result.state_id = record_id  # which call made the state the backward may need
     return result
 
 
-def check_backward(*, session, spec, case, settings, source, convention, forward) -> "list[CheckRecord]":
-    """Call the backward with a random upstream gradient; one record per input, against convcli's gradient."""
+def _call_hint(raised: Raised, function: str, session) -> str:
+    """How the convention calls ``function``, when calling it failed on its parameters."""
+    if raised.origin != "adapter" or raised.type != "TypeError":
+        return ""
+    signatures = session.convention.parameters.get(function)
+    if not signatures:
+        return ""
+    return f" (the {session.convention.name} convention calls {function}({', '.join(signatures[0])}))"
+
+
+def check_backward(*, session, spec, case, settings, source, convention, forward, state=None) -> "list[CheckRecord]":
+    """Call the backward with a random upstream gradient; one record per input, against convcli's gradient.
+
+    ``forward`` is the forward's record on this case (None when the file has no forward), ``state``
+    the id of that call, whose result (a cache, a layer object) the child keeps for the backward.
+    """
     arrays, args = _prepared(spec, case, settings)
     out = reference_output(case, arrays)
     G = case_sets.upstream(case, out.shape, settings.seed)
     G_course = _course(spec, "out", G)
     expected = {n: _course(spec, n, g) for n, g in reference_gradients(case, arrays, G).items() if n in arrays}
-    state = getattr(forward, "state_id", None)
     answer = session.call(_request(spec, case, args, "backward", dout=encode_array(G_course), state=state))
     base = f"{spec.backward}[{case.label}]"
     records = []
@@ -88,14 +101,17 @@ def check_backward(*, session, spec, case, settings, source, convention, forward
                     convention=convention)
 
     if isinstance(answer, (Failed, Raised)):
-        message = answer.message if isinstance(answer, Failed) else raised_message(answer, source, session.notes)
+        if isinstance(answer, Failed):
+            message = answer.message
+        else:
+            message = raised_message(answer, source, session.notes) + _call_hint(answer, spec.backward, session)
         if forward is not None and forward.crashed and isinstance(answer, Raised) and answer.origin == "adapter":
             message = f"not checked: {spec.backward} needs what {spec.forward} returns, and {forward.name} failed"
         return [_crash(record(n), message) for n in expected]
     grads, problems = gradients_of(answer, spec, expected)
     for name in expected:
         if name in problems:
-            records.append(CheckRecord(**record(name), status="fail", message=f"{base}: {problems[name]}"))
+            records.append(CheckRecord(**record(name), status="fail", message=f"{record(name)['name']}: {problems[name]}"))
             continue
         outcome = compare(expected[name], grads[name], atol=settings.atol, rtol=settings.rtol)
         numbers = {k: outcome.get(k) for k in NUMBERS}

@@ -122,7 +122,7 @@ def _check(session: Session, source: Source, convention, settings, layers, notes
             f"it defines: {found}. Choose another with --api NAME, or write an adapter, --api FILE.py",
             convention=convention.name, notes=notes,
         )
-    plan = {layer: _cases(layer, specs[layer], settings) for layer in chosen}
+    plan = {layer: _cases(layer, specs[layer], settings, convention.name) for layer in chosen}
     total = sum(_planned(specs[l], plan[l], defined) for l in chosen)
     records: "list[CheckRecord]" = []
     for layer in chosen:
@@ -136,20 +136,21 @@ def _check(session: Session, source: Source, convention, settings, layers, notes
             context = dict(session=session, spec=spec, case=case, settings=settings, source=source,
                            convention=convention.name)
             forward = check_forward(**context) if has_forward else None
+            state = session.last_id if has_forward else None
             if forward is not None:
                 records.append(forward)
             if has_backward and case.backward:
-                records += check_backward(**context, forward=forward)
+                records += check_backward(**context, forward=forward, state=state)
             if progress:
                 progress(sum(r.status != "skip" for r in records), total)
     return ImplResult(records, convention.name, notes)
 
 
-def _cases(layer: str, spec, settings: CheckSettings) -> "list[case_sets.Case]":
+def _cases(layer: str, spec, settings: CheckSettings, convention: str) -> "list[case_sets.Case]":
     if settings.by_hand:
         size = settings.size or (8, 8)
         kernel = settings.kernel_size or (min(3, size[0]), min(3, size[1]))
-        return case_sets.by_hand(layer, spec.cases, size, kernel)
+        return case_sets.by_hand(layer, spec.cases, size, kernel, convention)
     return case_sets.default_cases(layer, spec.cases)
 
 

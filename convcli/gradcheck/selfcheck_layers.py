@@ -73,16 +73,16 @@ def check_channels(settings: CheckSettings) -> list:
         if bias:
             arrays["b"] = rng.standard_normal(w_shape[0])
 
-        def forward(X, w, b=None, options=options):
+        def conv_forward(X, w, b=None, options=options):
             return layers.conv_forward(X, w, b, **options)
 
-        def backward(X, w, dA, b=None, options=options):
+        def conv_backward(X, w, dA, b=None, options=options):
             return layers.conv_backward(X, w, dA, b, **options)
 
         def reference(X, w, b=None, options=options):
             return reference_conv4(X, w, b, **options)
 
-        records += _check(name, forward, backward, reference, arrays, settings, "dA", "conv")
+        records += _check(name, conv_forward, conv_backward, reference, arrays, settings, "dA", "conv")
     return records
 
 
@@ -92,16 +92,16 @@ def check_pooling(settings: CheckSettings) -> list:
         name = _label("pool_%s", [X_shape], {"size": size, **options})
         X = _rng(settings.seed, name).standard_normal(X_shape)
 
-        def forward(X, size=size, options=options):
+        def pool_forward(X, size=size, options=options):
             return layers.pool_forward(X, size, **options)
 
-        def backward(X, dA, size=size, options=options):
+        def pool_backward(X, dA, size=size, options=options):
             return layers.pool_backward(X, dA, size, **options)
 
         def reference(X, size=size, options=options):
             return reference_pool(X, size, **options)
 
-        records += _check(name, forward, backward, reference, {"X": X}, settings, "dA", "pool")
+        records += _check(name, pool_forward, pool_backward, reference, {"X": X}, settings, "dA", "pool")
     return records
 
 

@@ -176,7 +176,7 @@ def test_usage_errors_exit_2_with_one_line(args, message):
 def test_a_square_convention_refuses_a_non_square_kernel():
     result = run("--impl", LAB, "--layer", "conv", "--size", "8", "--kernel-size", "3x2", "--format", "json")
     assert result.exit_code == 2
-    assert "this convention's conv windows are square; got --kernel-size 3x2" in json.loads(result.stdout)["error"]
+    assert "the lab convention's kernels are square (FxF); got --kernel-size 3x2" in json.loads(result.stdout)["error"]
 
 
 def test_a_huge_timeout_is_only_a_long_wait():
@@ -212,3 +212,13 @@ def test_a_file_that_dies_or_is_unreadable_while_loading_still_gets_a_report(tmp
     assert result.exit_code == 2 and message in error_line(result)
     assert ET.fromstring(result.stdout).find("testsuite/testcase").get("name") == "load"
     assert message in json.loads((tmp_path / "r.json").read_text())["error"]
+
+
+def test_a_file_name_with_control_characters_still_gives_well_formed_reports(tmp_path):
+    path = tmp_path / "stu\x01dent.py"
+    path.write_text((IMPLS / "lab" / "lab.py").read_text())
+    result = run("--impl", str(path), "--layer", "dot", "--format", "junit", "--report", str(tmp_path / "r.json"))
+    assert result.exit_code == 1
+    suite = ET.fromstring(result.stdout).find("testsuite")  # parses: no raw \x01 in the XML
+    assert suite.get("failures") == "4"
+    assert json.loads((tmp_path / "r.json").read_text())["impl"] == str(path)

@@ -65,6 +65,15 @@ PLANTED = {
     ("holberton", "bug_stride_ignored_backward"): lambda n: n.startswith("conv_backward[")
     and geometry(n)["s"] == 2 and geometry(n)["input"] in ("A_prev", "W"),
     ("holberton", "bug_avg_backward_rows_only"): lambda n: n.startswith("pool_backward[") and " avg" in n,
+    ("lab", "bug_dot_forward_offset"): conv_forward_only("dot_forward"),
+    ("lab", "bug_dot_backward_w"): lambda n: n.startswith("dot_backward[") and n.endswith(":w"),
+    ("lab", "bug_dot_backward_raises"): lambda n: n.startswith("dot_backward["),
+    ("lab", "bug_conv_forward_shape"): conv_forward_only("conv_forward"),
+    ("lab", "bug_conv_backward_dx"): lambda n: n.startswith("conv_backward[") and n.endswith(":X"),
+    ("lab", "bug_conv_backward_nan"): lambda n: n.startswith("conv_backward[") and n.endswith(":w"),
+    ("lab", "bug_conv_backward_key"): lambda n: n.startswith("conv_backward[") and n.endswith(":w"),
+    ("lab", "lab"): lambda n: (n.startswith("dot_backward[") or n.startswith("conv_") and "8x8" not in n
+                               or n == "conv_backward[8x8 k3x3]:w"),
     ("lab", "bug_shape_from_rows"): lambda n: n.startswith("conv_forward[") and geometry(n)["H"] != geometry(n)["W"],
     ("lab", "bug_forward_flipped_backward_matches"): lambda n: n.startswith("conv_"),
 }
@@ -101,6 +110,15 @@ def test_the_cases_cover_honest_shapes():
     # the lab's kernels are square; the cs231n assignment asserts sizes divide by the stride
     lab = {re.search(r"\[(.*)\]", n).group(1) for n in records("lab/loops.py")}
     assert lab == {"3x3", "5x5", "8x8 k3x3", "7x9 k3x3", "9x7 k3x3", "12x10 k5x5"}
+
+
+def test_messages_name_the_missing_key_and_the_conventions_call():
+    key = records("lab/bug_conv_backward_key.py")["conv_backward[7x9 k3x3]:w"].message
+    assert key == "conv_backward[7x9 k3x3]:w: returned a dict without key 'w' (keys: 'X', 'W'; expected 'X', 'w')"
+    call = records("lab/no_upstream.py")["dot_backward[3x3]:x"].message
+    assert call == ("dot_backward[3x3]:x: raised TypeError: dot_backward() takes 2 positional arguments but 3 were "
+                    "given (the lab convention calls dot_backward(x, w, da))")
+    assert {r.status for r in run("lab/only_dot.py").records if r.function.startswith("conv")} == {"skip"}
 
 
 def test_a_backward_that_matches_a_wrong_forward_says_so():

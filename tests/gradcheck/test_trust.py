@@ -75,6 +75,21 @@ def conv_backward(X, w, dA):
     import convcli.layers
     return convcli.layers.conv_backward(X, w, dA)
 """,
+    # take the blocker away first (convcli is installed in editable mode here, as the README and CI install it)
+    "unblocks_convcli": """
+import sys
+import numpy as np
+def _unblock():
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "BlockConvcli"]
+def conv_forward(X, w):
+    _unblock()
+    import convcli.layers
+    return convcli.layers.conv_forward(X, w)
+def conv_backward(X, w, dA):
+    _unblock()
+    import convcli.layers
+    return convcli.layers.conv_backward(X, w, dA)
+""",
 }
 
 
@@ -92,8 +107,10 @@ def test_every_attack_ends_as_fail(tmp_path, name):
 def test_forged_messages_are_errors_of_the_check_not_answers(tmp_path):
     path = tmp_path / "forged.py"
     path.write_text(ATTACKS["forged_messages"])
-    first = check_impl(path, api="lab", layers=["conv"]).records[0]
-    assert first.crashed and ("malformed answer" in first.message or "more than one answer" in first.message)
+    records = check_impl(path, api="lab", layers=["conv"]).records
+    assert all(record.status == "fail" for record in records)
+    # the real answer after a forged one is either seen at once or by the next call: an error either way
+    assert any(r.crashed and ("malformed answer" in r.message or "more than one answer" in r.message) for r in records)
 
 
 def test_the_child_side_never_imports_convcli():
