@@ -18,7 +18,7 @@ from convcli import __version__
 from convcli.errors import ConvcliError
 from convcli.cli.common import CliError, handle_errors, progress_enabled, stderr_console, stdout_console
 
-FORMATS = ("text", "json", "junit")
+FORMATS = ("text", "json", "junit", "gradescope", "github")
 REPORT_SUFFIXES = {".json": "json", ".xml": "junit"}
 STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
 #: The console width of the table in a CI log or a pipe, where nothing should wrap.
@@ -27,7 +27,12 @@ UNWRAPPED_WIDTH = 10_000
 
 @click.command("gradcheck")
 @click.option(
-    "--impl", "impl", metavar="FILE", help="Check the functions in this .py file or .ipynb notebook instead of convcli's layers."
+    "--impl",
+    "impl",
+    multiple=True,
+    metavar="FILE|FOLDER",
+    help="Check the functions in this .py file or .ipynb notebook instead of convcli's layers. "
+    "Repeatable; a folder means each .py/.ipynb file in it: a class, graded into one report.",
 )
 @click.option(
     "--api",
@@ -80,13 +85,40 @@ UNWRAPPED_WIDTH = 10_000
     help="With --impl: seconds each call (and loading the file) may take.  [default: 60]",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="What goes to stdout."
+    "--memory",
+    default=None,
+    metavar="SIZE",
+    help="With --impl: address space the checked code may use (e.g. 2G, 512M, none).  [default: 4G]",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With several submissions: check N at a time.  [default: the CPUs]",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="What goes to stdout; gradescope: Gradescope's results.json; github: GitHub Actions annotations.",
+)
+@click.option(
+    "--points",
+    metavar="FILE.toml",
+    help="With --format gradescope: points per function (lines like conv_forward = 2).  [default: 1 each]",
 )
 @click.option("--report", metavar="FILE", help="Also write a JSON (.json) or JUnit XML (.xml) report to FILE.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def gradcheck(impl, api, layers, seed, eps, atol, rtol, mode, size, kernel_size, timeout, fmt, report, force, quiet):
+def gradcheck(
+    impl, api, layers, seed, eps, atol, rtol, mode, size, kernel_size, timeout, memory, jobs, fmt, points, report, force,
+    quiet,
+):
     """Gradient-check convcli's layers, or the layers in a student's FILE.py or FILE.ipynb.
 
     Without --impl, convcli checks its own layers (Dot, Conv with channels,
@@ -106,25 +138,47 @@ def gradcheck(impl, api, layers, seed, eps, atol, rtol, mode, size, kernel_size,
       convcli gradcheck --impl lab.ipynb --layer conv --size 7x9 --kernel-size 3
       convcli gradcheck --impl layers.py --api cs231n --format json > verdict.json
       convcli gradcheck --impl student.py --api course_adapter.py --report results.xml
+      convcli gradcheck --impl submissions/ -j 4 --report class.xml
+      convcli gradcheck --impl submissions/ --format gradescope --points points.toml > results.json
+      convcli gradcheck --impl student.py --format github
     """
     from convcli.gradcheck.settings import CheckSettings
     from convcli.io.files import check_writable
 
     file_options = {"size": size, "kernel_size": kernel_size, "timeout": timeout}
     given = {name: value for name, value in file_options.items() if value is not None}
-    if api != "auto":
-        given["api"] = api
-    if impl is None and given:
-        flags = " and ".join("--" + name.replace("_", "-") for name in given)
+    grader_options = {"--api": api != "auto", "--memory": memory, "-j": jobs, "--points": points}
+    grader_options[f"--format {fmt}"] = fmt in ("gradescope", "github")
+    if not impl and (given or any(v not in (None, False) for v in grader_options.values())):
+        flags = ["--" + name.replace("_", "-") for name in given]
+        flags += [flag for flag, value in grader_options.items() if value not in (None, False)]
         raise CliError(
-            f"{flags} {'is' if len(given) == 1 else 'are'} only used with --impl FILE"
+            f"{' and '.join(flags)} {'is' if len(flags) == 1 else 'are'} only used with --impl FILE"
             " (the self-check chooses its own sizes and runs no user code)"
         )
-    given.pop("api", None)
+    if points is not None and fmt != "gradescope":
+        raise CliError(f"--points is only used with --format gradescope (it weights Gradescope's scores); got --format {fmt}")
     if report is not None:
         report_format = _report_format(report)
         check_writable(report, force=force)
     settings = CheckSettings(seed=seed, eps=eps, atol=atol, rtol=rtol, mode=mode, **given)
+    limits, weights = _grader_limits(memory), None
+    if points is not None:
+        from convcli.gradcheck.formats import load_points
+
+        weights = load_points(points)
+    from convcli.cli.gradcheck_class import is_class, run_class, submission_checker
+
+    if is_class(impl):
+        check = submission_checker(api=api, settings=settings, layers=layers or None, limits=limits)
+        passed = run_class(
+            impl, check=check, jobs=jobs, fmt=fmt, points=weights, report=report,
+            report_format=report_format if report is not None else None, force=force, quiet=quiet,
+        )
+        if not passed:
+            click.get_current_context().exit(1)
+        return
+    impl = impl[0] if impl else None
 
     from convcli.gradcheck.reports import CheckReport
 
@@ -136,7 +190,7 @@ def gradcheck(impl, api, layers, seed, eps, atol, rtol, mode, size, kernel_size,
     )
     error = None
     try:
-        _run(result, impl, api, settings, layers or None, quiet)
+        _run(result, impl, api, settings, layers or None, quiet, limits)
     except ConvcliError as exc:
         error = exc
         result.error = str(exc)
@@ -144,19 +198,27 @@ def gradcheck(impl, api, layers, seed, eps, atol, rtol, mode, size, kernel_size,
         result.convention = getattr(exc, "convention", None) or result.convention
         result.notes = list(getattr(exc, "notes", [])) or result.notes
     result.seconds = time.perf_counter() - started
-    _present(result, fmt, report, report_format if report is not None else None, force)
+    _present(result, fmt, report, report_format if report is not None else None, force, weights)
     if error is not None:
-        raise CliError(str(error)) from error
+        from convcli.gradcheck.sanitize import clean_text
+
+        raise CliError(clean_text(str(error))) from error
     if not result.passed:
         click.get_current_context().exit(1)
 
 
-def _present(result, fmt, report, report_format, force) -> None:
+def _present(result, fmt, report, report_format, force, points=None) -> None:
     """The table or document on stdout, and the --report file (also when the file could not be checked)."""
+    from convcli.gradcheck.formats import to_github, to_gradescope
     from convcli.gradcheck.reports import to_json, to_junit
     from convcli.io.files import atomic_write_bytes
 
-    render = {"json": to_json, "junit": to_junit}
+    render = {
+        "json": to_json,
+        "junit": to_junit,
+        "gradescope": lambda r: to_gradescope([r], points=points),
+        "github": lambda r: to_github([r]),
+    }
     if fmt == "text":
         if result.error is None:
             _print_table(result)
@@ -174,7 +236,14 @@ def _report_format(path: str) -> str:
     raise CliError(f"--report must end in .json or .xml; got '{path}'")
 
 
-def _run(result, impl, api, settings, layers, quiet) -> None:
+def _grader_limits(memory):
+    """The contained child's limits: ``--memory`` (default 4G); CPU time follows ``--timeout`` (see the session)."""
+    from convcli.gradcheck.sandbox import Limits, parse_memory
+
+    return Limits() if memory is None else Limits(memory=parse_memory(memory))
+
+
+def _run(result, impl, api, settings, layers, quiet, limits=None) -> None:
     """Run the checks into ``result``, with a progress bar on stderr when it is a terminal."""
     if impl is None:
         from convcli.gradcheck.selfcheck import check_convcli, planned_checks
@@ -186,7 +255,7 @@ def _run(result, impl, api, settings, layers, quiet) -> None:
     from convcli.gradcheck.impl import check_impl
 
     with _progress(quiet, None) as update:
-        checked = check_impl(impl, api=api, settings=settings, layers=layers, progress=update)
+        checked = check_impl(impl, api=api, settings=settings, layers=layers, progress=update, limits=limits)
     result.checks, result.convention, result.notes = checked.records, checked.convention, checked.notes
 
 
@@ -216,20 +285,21 @@ def _print_table(result) -> None:
     from rich.text import Text
 
     from convcli.gradcheck.reports import TABLE_COLUMNS, summary_line, table_rows
+    from convcli.gradcheck.sanitize import clean_text as clean  # names and messages come from the student's file
 
-    table = Table(title=f"gradcheck of {result.target}", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=Text(f"gradcheck of {clean(result.target)}"), title_justify="left", box=box.SIMPLE_HEAD)
     for column in TABLE_COLUMNS:
         numeric = column.startswith("max") or column == "worst index"
         table.add_column(
             column, justify="right" if numeric else "left", no_wrap=numeric or column == "result", overflow="fold"
         )
     for row in table_rows(result):
-        table.add_row(Text(row[0]), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(cell) for cell in row[2:]))
+        table.add_row(Text(clean(row[0])), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(clean(c)) for c in row[2:]))
     console = stdout_console()
     if not console.is_terminal:
         # wider than any table (a table never grows past its content), on the same stream
         console = Console(file=console.file, width=UNWRAPPED_WIDTH)
     console.print(table)
     for note in result.notes:
-        console.print(Text(f"note: {note}", style="dim"))
-    console.print(Text(summary_line(result), style="bold green" if result.passed else "bold red"))
+        console.print(Text(f"note: {clean(note)}", style="dim"))
+    console.print(Text(clean(summary_line(result)), style="bold green" if result.passed else "bold red"))

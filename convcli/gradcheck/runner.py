@@ -36,7 +36,7 @@ class Child:
 
     def __init__(self, label: str, limits: "Limits | None" = None) -> None:
         self.label = label
-        self.box = Sandbox([sys.executable, "-I", str(WORKER), *CHILD_FDS], limits or Limits(), on_output=_show)
+        self.box = Sandbox([sys.executable, "-I", "-u", str(WORKER), *CHILD_FDS], limits or Limits(), on_output=_show)
 
     def __enter__(self) -> "Child":
         self.box.__enter__()

@@ -10,6 +10,7 @@ ended, and the next call starts a fresh one, at most :data:`MAX_STARTS` times.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -42,7 +43,10 @@ class Session:
     def __init__(self, source: Source, convention: Convention, timeout: float, limits: "Limits | None" = None) -> None:
         self.source, self.convention, self.timeout = source, convention, timeout
         # the CPU limit is a backstop for what the parent's clock cannot see (a forked child spinning)
-        self.limits = limits or Limits(cpu_seconds=min(max(60.0, 10 * timeout), 86_400.0))
+        limits = limits or Limits()
+        if limits.cpu_seconds is None:  # CPU time follows the timeout unless the caller chose it
+            limits = dataclasses.replace(limits, cpu_seconds=min(max(60.0, 10 * timeout), 86_400.0))
+        self.limits = limits
         self.child: "Child | None" = None
         self.starts = 0
         self.ids = itertools.count(1)

@@ -77,6 +77,7 @@ def test_a_ci_secret_never_reaches_the_child_or_the_report(tmp_path):
     verdicts = junit_failures(stdout)
     assert verdicts["dot_forward[3x3]"] and not verdicts["dot_backward[3x3]:w"]
     assert "RuntimeError: token=none home=/tmp/convcli-sandbox-" in stdout
+    assert "student | environment: {'PATH': " in stderr  # printed without a flush, and still shown
 
 
 def test_writes_stay_in_the_childs_own_folder(tmp_path):
@@ -138,6 +139,32 @@ def test_sigterm_to_convcli_leaves_no_process(tmp_path):
     assert not folder.parent.exists(), "the sandbox folder is removed"
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_class_run_leaves_no_process(tmp_path, signum):
+    """Two submissions checked at a time in threads: SIGTERM or Ctrl-C ends every child, and no new one starts."""
+    for name in "abcd":
+        (tmp_path / f"{name}.py").write_text((ATTACKS / "spin.py").read_text())
+    # a long timeout: no child is restarted (and says "worker" again) before the signal
+    command = [sys.executable, "-m", "convcli", *BASE, "--timeout", "120", "--impl", str(tmp_path), "-j", "2"]
+    grader = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    workers = []
+    try:
+        while len(workers) < 2:
+            match = re.match(r"student \| worker (\d+) in (\S+)", grader.stderr.readline())
+            if match:
+                workers.append(int(match.group(1)))
+        time.sleep(0.5)
+        grader.send_signal(signum)
+        status = grader.wait(timeout=60)
+        rest = grader.stderr.read()
+    finally:
+        grader.kill()
+        grader.stderr.close()
+    assert status == (128 + signal.SIGTERM if signum == signal.SIGTERM else 1), rest
+    assert "student | worker" not in rest, f"no submission starts after the signal: {rest}"
+    assert not [w for w in workers if _procs.alive(w) or session_members(w)]
+
+
 # ----------------------------------------------------------------------------- output
 
 
@@ -169,6 +196,19 @@ def test_escape_sequences_and_ci_commands_never_reach_the_log(tmp_path):
     assert "student | ::add-mask::hunter2" in stderr
     assert "student | PASSED: 6 checks of fake_output.py" in stderr
     assert re.search(r"^FAILED: \d+ checks of .*fake_output\.py", stdout, re.M)
+
+
+def test_escape_sequences_in_messages_and_file_names_never_reach_the_log(tmp_path):
+    impl = tmp_path / "st\x1b[2Jud[red]ent.py"
+    impl.write_text((ATTACKS / "escape_message.py").read_text())
+    for fmt in ("text", "github", "junit", "json", "gradescope"):
+        status, stdout, stderr, _ = run(impl, "--format", fmt, cwd=tmp_path)
+        assert status == 1, (fmt, stderr)
+        assert "\x1b" not in stdout + stderr and "\r" not in stdout + stderr, fmt
+        for line in (stdout + stderr).splitlines():
+            assert not line.lstrip().startswith(("::add-mask", "PASSED")), (fmt, line)
+        if fmt in ("text", "github"):  # the name is shown cleaned, as text (not rich markup)
+            assert "stud[red]ent.py" in stdout, (fmt, stdout)
 
 
 # ----------------------------------------------------------------------------- the protocol
