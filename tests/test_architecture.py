@@ -150,7 +150,7 @@ def _copy_package(tmp_path: Path) -> Path:
         ("layers/dot.py", "import scipy.signal\n", "'layers' may not import it"),
         ("io/kernels.py", "def f():\n    from convcli.maps.writing import write_map\n", "'io' may not import 'maps'"),
         ("maps/levels.py", "import click\n", "convcli.maps.levels imports click"),
-        ("gradcheck/lab.py", "from convcli.gradcheck import impl\n", "convcli.gradcheck.impl -> convcli.gradcheck.lab"),
+        ("gradcheck/cases.py", "from convcli.gradcheck import impl\n", "convcli.gradcheck.impl -> convcli.gradcheck.cases"),
     ],
 )
 def test_a_planted_import_is_caught(tmp_path, file, planted, expected):

@@ -15,8 +15,8 @@ from convcli.layers import conv_backward, conv_forward, dot_backward, dot_forwar
 
 
 def _load_lab():
-    """The lab's own solutions, verbatim from ../shared/seed/conv-lab.md (tests/gradcheck/student_impls/lab.py)."""
-    path = Path(__file__).parent / "gradcheck" / "student_impls" / "lab.py"
+    """The lab's own solutions, verbatim from ../shared/seed/conv-lab.md (tests/gradcheck/student_impls/lab/lab.py)."""
+    path = Path(__file__).parent / "gradcheck" / "student_impls" / "lab" / "lab.py"
     spec = importlib.util.spec_from_file_location("lab_solutions", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -1,4 +1,4 @@
-"""``convcli gradcheck``: gradient-check convcli's layers, or the lab functions in someone's file.
+"""``convcli gradcheck``: gradient-check convcli's layers, or the layers in a student's file or notebook.
 
 The command parses its options, runs :func:`convcli.gradcheck.selfcheck.check_convcli` or
 :func:`convcli.gradcheck.impl.check_impl`, and presents the records as a rich table,
@@ -8,16 +8,17 @@ every check passed or was skipped, 1 when one failed, 2 for a usage error.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import time
 from datetime import datetime, timezone
 
 import click
 
 from convcli import __version__
+from convcli.errors import ConvcliError
 from convcli.cli.common import CliError, handle_errors, progress_enabled, stderr_console, stdout_console
 
-FORMATS = ("text", "json", "junit")
+FORMATS = ("text", "json", "junit", "gradescope", "github")
 REPORT_SUFFIXES = {".json": "json", ".xml": "junit"}
 STATUS_STYLE = {"PASS": "green", "FAIL": "bold red", "SKIP": "yellow"}
 #: The console width of the table in a CI log or a pipe, where nothing should wrap.
@@ -26,14 +27,26 @@ UNWRAPPED_WIDTH = 10_000
 
 @click.command("gradcheck")
 @click.option(
-    "--impl", "impl", metavar="FILE.py", help="Check the lab functions in this file instead of convcli's layers."
+    "--impl",
+    "impl",
+    multiple=True,
+    metavar="FILE|FOLDER",
+    help="Check the functions in this .py file or .ipynb notebook instead of convcli's layers. "
+    "Repeatable; a folder means each .py/.ipynb file in it: a class, graded into one report.",
+)
+@click.option(
+    "--api",
+    default="auto",
+    show_default=True,
+    metavar="NAME|FILE.py",
+    help="With --impl: how to call the file's functions: lab, cs231n, dlai, holberton, or an adapter FILE.py.",
 )
 @click.option(
     "--layer",
     "layers",
-    type=click.Choice(["dot", "conv"]),
+    type=click.Choice(["dot", "affine", "conv", "pool"]),
     multiple=True,
-    help="Only these layers (repeatable). Default: both.",
+    help="Only these layers (repeatable). Default: all the convention has.",
 )
 @click.option(
     "--seed",
@@ -56,91 +69,163 @@ UNWRAPPED_WIDTH = 10_000
     type=click.Choice(["full", "fast"]),
     default="full",
     show_default=True,
-    help="full: every element by central differences; fast: a few random directions.",
+    help="Finite differences: full: every element; fast: a few random directions.",
 )
 @click.option(
-    "--size", type=click.IntRange(min=1), default=None, metavar="N", help="With --impl: X is N x N.  [default: 8]"
+    "--size", default=None, metavar="HxW", help="With --impl: one case by hand, images H x W (N means N x N)."
 )
 @click.option(
-    "--kernel-size",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="F",
-    help="With --impl: w is F x F.  [default: 3]",
+    "--kernel-size", default=None, metavar="FhxFw", help="With --impl: one case by hand, kernels Fh x Fw (F means F x F)."
 )
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="SECONDS",
-    help="With --impl: seconds each function may take.  [default: 60]",
+    help="With --impl: seconds each call (and loading the file) may take.  [default: 60]",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="What goes to stdout."
+    "--memory",
+    default=None,
+    metavar="SIZE",
+    help="With --impl: address space the checked code may use (e.g. 2G, 512M, none).  [default: 4G]",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With several submissions: check N at a time.  [default: the CPUs]",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="What goes to stdout; gradescope: Gradescope's results.json; github: GitHub Actions annotations.",
+)
+@click.option(
+    "--points",
+    metavar="FILE.toml",
+    help="With --format gradescope: points per function (lines like conv_forward = 2).  [default: 1 each]",
 )
 @click.option("--report", metavar="FILE", help="Also write a JSON (.json) or JUnit XML (.xml) report to FILE.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --report file.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def gradcheck(impl, layers, seed, eps, atol, rtol, mode, size, kernel_size, timeout, fmt, report, force, quiet):
-    """Gradient-check convcli's layers, or the lab functions in a student's FILE.py.
+def gradcheck(
+    impl, api, layers, seed, eps, atol, rtol, mode, size, kernel_size, timeout, memory, jobs, fmt, points, report, force,
+    quiet,
+):
+    """Gradient-check convcli's layers, or the layers in a student's FILE.py or FILE.ipynb.
 
-    Without --impl, convcli checks its own Dot and Conv layers over a spread of
-    configurations (even and non-square kernels, every padding and border,
-    strides 1-3, flip, batch, bank).  With --impl, it loads FILE.py in a child
-    process and checks whichever of dot_forward, dot_backward, conv_forward and
-    conv_backward it defines; absent ones are skipped.
+    Without --impl, convcli checks its own layers (Dot, Conv with channels,
+    bias, dilation and groups, pooling, affine) over a spread of
+    configurations.  With --impl, it loads the file in a child process, calls
+    its functions as its course's convention says (--api; auto picks it from
+    the names), and compares every output and gradient with convcli's own,
+    on a set of cases with honest shapes (or one case: --size/--kernel-size).
 
-    Exit status: 0 all passed (or skipped), 1 a check failed, 2 usage error.
+    Exit status: 0 all passed (or skipped), 1 a check failed, 2 the file
+    could not be checked (a report is still written) or a usage error.
 
     \b
     Examples:
       convcli gradcheck
       convcli gradcheck --impl lab.py
-      convcli gradcheck --impl lab.py --layer conv --kernel-size 5
-      convcli gradcheck --impl lab.py --format json > verdict.json
-      convcli gradcheck --impl student.py --report results.xml
+      convcli gradcheck --impl lab.ipynb --layer conv --size 7x9 --kernel-size 3
+      convcli gradcheck --impl layers.py --api cs231n --format json > verdict.json
+      convcli gradcheck --impl student.py --api course_adapter.py --report results.xml
+      convcli gradcheck --impl submissions/ -j 4 --report class.xml
+      convcli gradcheck --impl submissions/ --format gradescope --points points.toml > results.json
+      convcli gradcheck --impl student.py --format github
     """
-    from convcli.gradcheck.lab import CheckSettings
-    from convcli.io.files import atomic_write_bytes, check_writable
+    from convcli.gradcheck.settings import CheckSettings
+    from convcli.io.files import check_writable
 
     file_options = {"size": size, "kernel_size": kernel_size, "timeout": timeout}
     given = {name: value for name, value in file_options.items() if value is not None}
-    if impl is None and given:
-        flags = " and ".join("--" + name.replace("_", "-") for name in given)
+    grader_options = {"--api": api != "auto", "--memory": memory, "-j": jobs, "--points": points}
+    grader_options[f"--format {fmt}"] = fmt in ("gradescope", "github")
+    if not impl and (given or any(v not in (None, False) for v in grader_options.values())):
+        flags = ["--" + name.replace("_", "-") for name in given]
+        flags += [flag for flag, value in grader_options.items() if value not in (None, False)]
         raise CliError(
-            f"{flags} {'is' if len(given) == 1 else 'are'} only used with --impl FILE.py"
-            " (the self-check chooses its own sizes and runs no user code to time)"
+            f"{' and '.join(flags)} {'is' if len(flags) == 1 else 'are'} only used with --impl FILE"
+            " (the self-check chooses its own sizes and runs no user code)"
         )
+    if points is not None and fmt != "gradescope":
+        raise CliError(f"--points is only used with --format gradescope (it weights Gradescope's scores); got --format {fmt}")
     if report is not None:
         report_format = _report_format(report)
         check_writable(report, force=force)
     settings = CheckSettings(seed=seed, eps=eps, atol=atol, rtol=rtol, mode=mode, **given)
+    limits, weights = _grader_limits(memory), None
+    if points is not None:
+        from convcli.gradcheck.formats import load_points
+
+        weights = load_points(points)
+    from convcli.cli.gradcheck_class import is_class, run_class, submission_checker
+
+    if is_class(impl):
+        check = submission_checker(api=api, settings=settings, layers=layers or None, limits=limits)
+        passed = run_class(
+            impl, check=check, jobs=jobs, fmt=fmt, points=weights, report=report,
+            report_format=report_format if report is not None else None, force=force, quiet=quiet,
+        )
+        if not passed:
+            click.get_current_context().exit(1)
+        return
+    impl = impl[0] if impl else None
+
+    from convcli.gradcheck.reports import CheckReport
 
     started = time.perf_counter()
     timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    records = _run(impl, settings, layers or ("dot", "conv"), quiet)
-
-    from convcli.gradcheck.reports import CheckReport, to_json, to_junit
-
     result = CheckReport(
-        checks=records,
-        seed=seed,
-        settings=settings.report(impl=impl is not None),
-        version=__version__,
-        impl=impl,
-        seconds=time.perf_counter() - started,
+        checks=[], seed=seed, settings=settings.report(impl=impl is not None), version=__version__, impl=impl,
         timestamp=timestamp,
     )
-    render = {"json": to_json, "junit": to_junit}
+    error = None
+    try:
+        _run(result, impl, api, settings, layers or None, quiet, limits)
+    except ConvcliError as exc:
+        error = exc
+        result.error = str(exc)
+        result.checks = list(getattr(exc, "records", []))
+        result.convention = getattr(exc, "convention", None) or result.convention
+        result.notes = list(getattr(exc, "notes", [])) or result.notes
+    result.seconds = time.perf_counter() - started
+    _present(result, fmt, report, report_format if report is not None else None, force, weights)
+    if error is not None:
+        from convcli.gradcheck.sanitize import clean_text
+
+        raise CliError(clean_text(str(error))) from error
+    if not result.passed:
+        click.get_current_context().exit(1)
+
+
+def _present(result, fmt, report, report_format, force, points=None) -> None:
+    """The table or document on stdout, and the --report file (also when the file could not be checked)."""
+    from convcli.gradcheck.formats import to_github, to_gradescope
+    from convcli.gradcheck.reports import to_json, to_junit
+    from convcli.io.files import atomic_write_bytes
+
+    render = {
+        "json": to_json,
+        "junit": to_junit,
+        "gradescope": lambda r: to_gradescope([r], points=points),
+        "github": lambda r: to_github([r]),
+    }
     if fmt == "text":
-        _print_table(result)
+        if result.error is None:
+            _print_table(result)
     else:
         click.echo(render[fmt](result), nl=False)
     if report is not None:
         atomic_write_bytes(report, render[report_format](result).encode("utf-8"), force=force)
-    if not result.passed:
-        click.get_current_context().exit(1)
 
 
 def _report_format(path: str) -> str:
@@ -151,22 +236,40 @@ def _report_format(path: str) -> str:
     raise CliError(f"--report must end in .json or .xml; got '{path}'")
 
 
-def _run(impl, settings, layers, quiet):
-    """Run the checks, with a progress bar on stderr when it is a terminal."""
-    if impl is None:
-        from convcli.gradcheck.selfcheck import check_convcli as run
-        from convcli.gradcheck.selfcheck import planned_checks
-    else:
-        from convcli.gradcheck.impl import check_impl, planned_checks
+def _grader_limits(memory):
+    """The contained child's limits: ``--memory`` (default 4G); CPU time follows ``--timeout`` (see the session)."""
+    from convcli.gradcheck.sandbox import Limits, parse_memory
 
-        run = functools.partial(check_impl, impl)
+    return Limits() if memory is None else Limits(memory=parse_memory(memory))
+
+
+def _run(result, impl, api, settings, layers, quiet, limits=None) -> None:
+    """Run the checks into ``result``, with a progress bar on stderr when it is a terminal."""
+    if impl is None:
+        from convcli.gradcheck.selfcheck import check_convcli, planned_checks
+
+        chosen = layers or ("dot", "affine", "conv", "pool")
+        with _progress(quiet, planned_checks(chosen)) as update:
+            result.checks = check_convcli(settings=settings, layers=chosen, progress=update)
+        return
+    from convcli.gradcheck.impl import check_impl
+
+    with _progress(quiet, None) as update:
+        checked = check_impl(impl, api=api, settings=settings, layers=layers, progress=update, limits=limits)
+    result.checks, result.convention, result.notes = checked.records, checked.convention, checked.notes
+
+
+@contextlib.contextmanager
+def _progress(quiet, total):
+    """A callback ``update(done, total=None)`` that drives a rich progress bar, or does nothing."""
     if not progress_enabled(quiet):
-        return run(settings=settings, layers=layers)
+        yield lambda done, total=None: None
+        return
     from rich.progress import Progress
 
     with Progress(console=stderr_console(), transient=True) as bar:
-        task = bar.add_task("gradient checks", total=planned_checks(layers))
-        return run(settings=settings, layers=layers, progress=lambda done: bar.update(task, completed=done))
+        task = bar.add_task("gradient checks", total=total)
+        yield lambda done, total=None: bar.update(task, completed=done, **({"total": total} if total else {}))
 
 
 def _print_table(result) -> None:
@@ -182,18 +285,21 @@ def _print_table(result) -> None:
     from rich.text import Text
 
     from convcli.gradcheck.reports import TABLE_COLUMNS, summary_line, table_rows
+    from convcli.gradcheck.sanitize import clean_text as clean  # names and messages come from the student's file
 
-    table = Table(title=f"gradcheck of {result.target}", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=Text(f"gradcheck of {clean(result.target)}"), title_justify="left", box=box.SIMPLE_HEAD)
     for column in TABLE_COLUMNS:
         numeric = column.startswith("max") or column == "worst index"
         table.add_column(
             column, justify="right" if numeric else "left", no_wrap=numeric or column == "result", overflow="fold"
         )
     for row in table_rows(result):
-        table.add_row(Text(row[0]), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(cell) for cell in row[2:]))
+        table.add_row(Text(clean(row[0])), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(clean(c)) for c in row[2:]))
     console = stdout_console()
     if not console.is_terminal:
         # wider than any table (a table never grows past its content), on the same stream
         console = Console(file=console.file, width=UNWRAPPED_WIDTH)
     console.print(table)
-    console.print(Text(summary_line(result), style="bold green" if result.passed else "bold red"))
+    for note in result.notes:
+        console.print(Text(f"note: {clean(note)}", style="dim"))
+    console.print(Text(clean(summary_line(result)), style="bold green" if result.passed else "bold red"))

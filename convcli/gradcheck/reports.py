@@ -20,7 +20,7 @@ import json
 import math
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 #: What a check can come to.  A skipped check (its function is absent) counts as passed.
@@ -57,6 +57,8 @@ class CheckRecord:
     actual: "float | None" = None
     crashed: bool = False
     seconds: float = 0.0
+    case: "str | None" = None
+    convention: "str | None" = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -85,7 +87,9 @@ class CheckReport:
 
     ``impl`` is the implementation file's path (None for the self-check);
     ``settings`` holds eps/atol/rtol/mode (and, for a file, size, kernel_size
-    and timeout).
+    and timeout).  ``error`` says why a file could not be checked (the run
+    then failed whatever ``checks`` holds: the checks that ran before);
+    ``convention`` is the one used, ``notes`` what happened while loading.
     """
 
     checks: "list[CheckRecord]"
@@ -95,6 +99,9 @@ class CheckReport:
     impl: "str | None" = None
     seconds: float = 0.0
     timestamp: "str | None" = None
+    error: "str | None" = None
+    convention: "str | None" = None
+    notes: "list[str]" = field(default_factory=list)
 
     @property
     def target(self) -> str:
@@ -103,7 +110,7 @@ class CheckReport:
 
     @property
     def passed(self) -> bool:
-        return all(check.passed for check in self.checks)
+        return self.error is None and all(check.passed for check in self.checks)
 
     def count(self, status: str) -> int:
         return sum(check.status == status for check in self.checks)
@@ -139,7 +146,7 @@ def table_rows(report: CheckReport) -> "list[tuple[str, str, str, str, str, str]
             format_error(check.max_abs_error),
             format_error(check.max_rel_error),
             format_index(check.worst_index),
-            check.message.removeprefix(f"{check.function}: "),
+            check.message.removeprefix(f"{check.name}: ").removeprefix(f"{check.function}: "),
         )
         for check in report.checks
     ]
@@ -151,6 +158,8 @@ def summary_line(report: CheckReport) -> str:
     failed = report.count("fail")
     crashed = f" ({report.crashed} crashed)" if report.crashed else ""
     verdict = "PASSED" if report.passed else "FAILED"
+    if report.error is not None:
+        return f"NOT CHECKED: {report.target}: {report.error}"
     return (
         f"{verdict}: {total} check{'s' if total != 1 else ''} of {report.target}: "
         f"{report.count('pass')} passed, {failed} failed{crashed}, {report.count('skip')} skipped "
@@ -181,6 +190,9 @@ def report_dict(report: CheckReport) -> "dict[str, Any]":
         "seed": report.seed,
         "target": report.target,
         "impl": report.impl,
+        "convention": report.convention,
+        "error": report.error,
+        "notes": list(report.notes),
         "settings": dict(report.settings),
         "summary": {
             "total": len(report.checks),
@@ -210,6 +222,9 @@ def _xml_text(text: str) -> str:
 def _details(check: CheckRecord) -> str:
     """The body of a ``<failure>``: the message and every number, one per line."""
     lines = [check.message]
+    for key in ("case", "convention"):
+        if getattr(check, key):
+            lines.append(f"{key}: {getattr(check, key)}")
     for key in ("max_abs_error", "max_rel_error", "worst_index", "numerical", "analytical", "expected", "actual"):
         value = getattr(check, key)
         if value is not None:
@@ -226,12 +241,13 @@ def to_junit(report: CheckReport, *, suite: str = "convcli.gradcheck") -> str:
     absent function ``<skipped/>``.  This is the shape Jenkins, GitLab, GitHub
     Actions reporters and pytest's ``--junitxml`` share.
     """
-    classname = f"{suite}.{_stem(report.target)}"
+    classname = _xml_text(f"{suite}.{_stem(report.target)}")
     failures = sum(c.status == "fail" and not c.crashed for c in report.checks)
+    load_error = report.error is not None
     counts = {
-        "tests": str(len(report.checks)),
+        "tests": str(len(report.checks) + load_error),
         "failures": str(failures),
-        "errors": str(report.crashed),
+        "errors": str(report.crashed + load_error),
         "skipped": str(report.count("skip")),
         "time": f"{report.seconds:.3f}",
     }
@@ -242,8 +258,14 @@ def to_junit(report: CheckReport, *, suite: str = "convcli.gradcheck") -> str:
     testsuite = ET.SubElement(root, "testsuite", attributes)
     properties = ET.SubElement(testsuite, "properties")
     values = {"convcli_version": report.version, "seed": report.seed, "target": report.target, **report.settings}
+    if report.convention:
+        values["convention"] = report.convention
     for key, value in values.items():
         ET.SubElement(properties, "property", {"name": key, "value": _xml_text(str(value))})
+    if load_error:
+        case = ET.SubElement(testsuite, "testcase", {"classname": classname, "name": "load", "time": "0.000"})
+        element = ET.SubElement(case, "error", {"message": _xml_text(report.error), "type": "LoadError"})
+        element.text = _xml_text("\n".join([report.error, *report.notes]))
     for check in report.checks:
         case = ET.SubElement(
             testsuite,
@@ -263,5 +285,5 @@ def to_junit(report: CheckReport, *, suite: str = "convcli.gradcheck") -> str:
 def _stem(target: str) -> str:
     """``"course/hw1/lab.py"`` -> ``"lab"``; dots would read as packages in a classname."""
     name = re.split(r"[\\/]", target)[-1]
-    stem = name[:-3] if name.endswith(".py") else name
+    stem = re.sub(r"\.(py|ipynb)$", "", name)
     return stem.replace(".", "_") or "convcli"

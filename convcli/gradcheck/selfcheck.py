@@ -17,13 +17,17 @@ second in ``mode="full"``.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from convcli import layers as conv_layers
 from convcli.checking import gradient_check
-from convcli.gradcheck.lab import CheckSettings, compare_forward, functions_for, gradcheck_records, rng_for
+from convcli.errors import ParameterError
+from convcli.gradcheck.selfcheck_layers import check_affine, check_channels, check_pooling, planned
+from convcli.gradcheck.settings import CheckSettings
+from convcli.gradcheck.verdicts import compare_forward, gradcheck_records
 from convcli.gradcheck.reports import CheckRecord
 
 #: (image shape, kernel shape, options) of every conv configuration checked.
@@ -67,16 +71,33 @@ def check_name(function: str, X_shape, w_shape, options: dict) -> str:
     return f"{function}[{','.join(parts)}]"
 
 
-def planned_checks(layers: Iterable[str] = ("dot", "conv")) -> int:
+LAYERS = ("dot", "affine", "conv", "pool")
+
+
+def _chosen(layers: Iterable[str]) -> "set[str]":
+    chosen = set(layers)
+    unknown = chosen - set(LAYERS)
+    if unknown:
+        raise ParameterError(f"layer must be one of {', '.join(LAYERS)}; got {sorted(unknown)[0]!r}")
+    return chosen
+
+
+def rng_for(seed: int, name: str) -> np.random.Generator:
+    """A generator per check, so a check's inputs do not depend on which other checks run."""
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def planned_checks(layers: Iterable[str] = LAYERS) -> int:
     """How many checks :func:`check_convcli` makes for these layers (for a progress bar)."""
-    chosen = functions_for(layers)
-    return (3 if "dot_forward" in chosen else 0) + (3 * len(CONV_CONFIGS) if "conv_forward" in chosen else 0)
+    chosen = _chosen(layers)
+    total = (3 if "dot" in chosen else 0) + (3 * len(CONV_CONFIGS) + planned("conv") if "conv" in chosen else 0)
+    return total + sum(planned(layer) for layer in ("affine", "pool") if layer in chosen)
 
 
 def check_convcli(
     *,
     settings: CheckSettings = CheckSettings(),
-    layers: Iterable[str] = ("dot", "conv"),
+    layers: Iterable[str] = LAYERS,
     progress: "Callable[[int], None] | None" = None,
 ) -> "list[CheckRecord]":
     """Check convcli's Dot and Conv layers: forward against references, backward against finite differences.
@@ -84,7 +105,7 @@ def check_convcli(
     Parameters
     ----------
     settings : seed, eps, atol, rtol and mode (``size``, ``kernel_size``, ``timeout`` are not used)
-    layers : ``"dot"`` and/or ``"conv"``
+    layers : any of ``"dot"``, ``"affine"``, ``"conv"``, ``"pool"``
     progress : called with the number of checks finished so far
 
     Returns
@@ -92,15 +113,21 @@ def check_convcli(
     list of CheckRecord
         Three per configuration: the forward check, then ``:X``/``:x`` and ``:w``.
     """
-    chosen = functions_for(layers)
+    chosen = _chosen(layers)
     records: "list[CheckRecord]" = []
-    if "dot_forward" in chosen:
+    if "dot" in chosen:
         records += _check_dot(settings)
         if progress:
             progress(len(records))
-    if "conv_forward" in chosen:
+    if "conv" in chosen:
         for X_shape, w_shape, options in CONV_CONFIGS:
             records += _check_conv(X_shape, w_shape, options, settings)
+            if progress:
+                progress(len(records))
+        records += check_channels(settings)
+    for layer, check in (("affine", check_affine), ("pool", check_pooling)):
+        if layer in chosen:
+            records += check(settings)
             if progress:
                 progress(len(records))
     return records
