@@ -188,6 +188,7 @@ def _open_store(plan: ArrayPlan, store: Path, done: Path, settings: dict):
             ) from None
         if old != settings:
             what = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+            what = [k for k in what if k not in ("shape", "chunk")] or what  # those follow from the others
             raise OutputError(
                 f"cannot resume: '{store}' was made with other {', '.join(what)}; "
                 "give the same inputs and options, or run without --resume and with --force to start again"
