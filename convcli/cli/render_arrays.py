@@ -16,7 +16,7 @@ from convcli.cli.common import CliError, progress_enabled, stderr_console
 
 #: Options of ``render`` that only PNG output uses, and those that only array output uses.
 PNG_ONLY = {"size": "--size", "normalize": "--normalize", "sheet": "--sheet/--no-sheet"}
-ARRAY_ONLY = {"dtype": "--dtype", "scheduler": "--scheduler", "resume": "--resume"}
+ARRAY_ONLY = {"dtype": ("--dtype", "npy or zarr"), "scheduler": ("--scheduler", "zarr"), "resume": ("--resume", "zarr")}
 
 
 class Interrupted(click.ClickException):
@@ -34,9 +34,9 @@ def check_options(ctx: click.Context, fmt: str) -> None:
         )
 
     if fmt == "png":
-        for name, flag in ARRAY_ONLY.items():
+        for name, (flag, formats) in ARRAY_ONLY.items():
             if given(name):
-                raise CliError(f"{flag} applies to --format npy or zarr, not png")
+                raise CliError(f"{flag} applies to --format {formats}, not png")
         return
     for name, flag in PNG_ONLY.items():
         if given(name):

@@ -38,6 +38,8 @@ from convcli.maps.arrays import AXES, MANIFEST, ZARR, ArrayPlan, compute_block, 
 DONE = f".{ZARR}.done"
 SCHEDULERS = ("threads", "processes")
 INSTALL = "pip install 'convcli[dask]'"
+#: How long to try to reach a scheduler address before giving up.
+CONNECT_TIMEOUT = "10s"
 
 
 def require(what: str = "--format zarr") -> None:
@@ -164,7 +166,7 @@ def _client(scheduler: str, log):
     from distributed import Client
 
     try:
-        client = Client(scheduler, timeout="10s")
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         raise ParameterError(f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from None
     with client:

@@ -166,3 +166,31 @@ def test_readers_pickle_as_file_names_and_reopen_the_files(tmp_path):
     reader = pickle.loads(pickle.dumps(plan.reader().portable()))
     assert reader._sources == [None]
     np.testing.assert_array_equal(reader(1, 4), X[3:6])
+
+
+MEASURE = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KiB on Linux: the render's peak
+"""
+
+
+def test_sixty_thousand_items_render_to_npy_in_bounded_memory(tmp_path):
+    import subprocess
+    import sys
+
+    X = np.random.default_rng(0).integers(0, 256, (60_000, 28, 28)).astype(np.uint8)
+    src = write_idx(tmp_path, X, "train.idx")
+    out = tmp_path / "out"
+    render = [sys.executable, "-m", "convcli", "filters", "render", str(src), "--format", "npy", "--padding", "same",
+              "-f", "edge-h", "-f", "box", "-o", str(out), "-q"]
+    # a fresh interpreter runs the render as its only child, so RUSAGE_CHILDREN is that render's peak alone
+    done = subprocess.run([sys.executable, "-c", MEASURE, *render], capture_output=True, text=True, check=True)
+    peak = int(done.stdout.split()[-1]) * 1024
+    A = np.load(out / "maps.npy", mmap_mode="r")
+    assert A.shape == (60_000, 2, 28, 28) and A.dtype == np.float32
+    whole = A.nbytes  # 376 MB; the float64 maps conv_forward would hold for all of it at once: 753 MB
+    assert peak < 200 * 2**20 < whole, f"peak {peak / 2**20:.0f} MiB for a {whole / 2**20:.0f} MiB array"
+    rows = [0, 1, 29_999, 45_678, 59_999]
+    np.testing.assert_allclose(A[rows], reference(X[rows], [get_filter("edge-h"), get_filter("box")]),
+                               rtol=1e-6, atol=1e-3)
