@@ -221,6 +221,27 @@ class ItemReader:
         self.files = [str(Path(f).resolve()) for f in self.files]
         return self
 
+    def part(self, start: int, stop: int) -> "ItemReader":
+        """A reader of items ``start:stop`` only (numbered from 0): what one Dask task carries.
+
+        A chunk of a folder of 100,000 photos then pickles as its own few file
+        names, not all of them.
+        """
+        part = object.__new__(ItemReader)
+        part.__dict__.update(self.__dict__)
+        keep = [j for j in range(len(self.files)) if self.starts[j] < stop and self.starts[j + 1] > start]
+        part.files = [self.files[j] for j in keep]
+        part._sources = [self._sources[j] for j in keep]
+        part.indices = []
+        starts = [0]
+        for j in keep:
+            a, b = max(start, self.starts[j]), min(stop, self.starts[j + 1])
+            whole = self.indices[j]
+            part.indices.append(None if whole is None else whole[a - self.starts[j] : b - self.starts[j]])
+            starts.append(starts[-1] + b - a)
+        part.starts = np.asarray(starts)
+        return part
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_sources"] = [None] * len(self.files)  # closures over open files: re-opened where unpickled

@@ -79,30 +79,29 @@ def lazy_maps(plan: ArrayPlan, *, portable: bool = False):
     Chunk ``i`` holds items ``plan.bounds[i]``; nothing is read before it is computed.
     ``portable`` makes the tasks picklable for worker processes (inputs re-opened by path).
     """
+    import dask
     import dask.array as da
 
     reader = plan.reader()
     if portable:
         reader = reader.portable()
-    lengths = tuple(b - a for a, b in plan.bounds)
     (h, w), K = plan.image_shape, len(plan.render.filters)
-    items = da.arange(plan.total, chunks=(lengths,))
-    X = items.map_blocks(
-        _read_block, reader, new_axis=[1, 2], chunks=(lengths, (h,), (w,)), dtype=np.float64,
-        name="convcli-read",
-    )
+    lengths = tuple(b - a for a, b in plan.bounds)
+    read = [  # each task carries a reader of its own items only
+        da.from_delayed(dask.delayed(_read_block, pure=False)(reader.part(a, b)), shape=(b - a, h, w),
+                        dtype=np.float64)
+        for a, b in plan.bounds
+    ]
+    X = da.concatenate(read, axis=0)
     return X.map_blocks(
         _maps_block, plan.render.groups, plan.render.padding, plan.render.border, plan.dtype,
         new_axis=[1], chunks=(lengths, (K,), (plan.map_shape[0],), (plan.map_shape[1],)), dtype=plan.dtype,
-        name="convcli-maps",
     )
 
 
-def _read_block(items: np.ndarray, reader) -> np.ndarray:
-    """Items ``items[0] .. items[-1]`` as float64 ``(n, H, W)``."""
-    if len(items) == 0:
-        return np.empty((0,) + tuple(reader.shape))
-    return reader(int(items[0]), int(items[-1]) + 1).astype(np.float64, copy=False)
+def _read_block(reader) -> np.ndarray:
+    """All the items of ``reader`` (a :meth:`~convcli.maps.arrays.ItemReader.part`) as float64 ``(n, H, W)``."""
+    return reader(0, int(reader.starts[-1])).astype(np.float64, copy=False)
 
 
 def _maps_block(X: np.ndarray, groups, padding, border: str, dtype: str) -> np.ndarray:

@@ -194,3 +194,21 @@ def test_sixty_thousand_items_render_to_npy_in_bounded_memory(tmp_path):
     rows = [0, 1, 29_999, 45_678, 59_999]
     np.testing.assert_allclose(A[rows], reference(X[rows], [get_filter("edge-h"), get_filter("box")]),
                                rtol=1e-6, atol=1e-3)
+
+
+def test_a_part_of_a_reader_reads_the_same_items_and_carries_only_its_files(tmp_path):
+    X, Y = images(5, seed=5), images(4, seed=6)
+    pictures = []
+    for n, x in enumerate(images(3, seed=7)):
+        pictures.append(tmp_path / f"p{n}.png")
+        pictures[-1].write_bytes(png_bytes(x))
+    sources = [write_idx(tmp_path, X, "x.idx"), *pictures, write_idx(tmp_path, Y, "y.idx")]
+    plan = plan_arrays(sources, BANK, tmp_path / "out", padding="same", index="1:4")
+    reader = plan.reader()
+    whole = reader(0, plan.total)  # X[1:4], three pictures, Y[1:4]
+    np.testing.assert_array_equal(whole[3:6], images(3, seed=7))
+    for a in range(plan.total):
+        for b in range(a + 1, plan.total + 1):
+            part = reader.part(a, b)
+            np.testing.assert_array_equal(part(0, b - a), whole[a:b])
+    assert reader.part(4, 6).files == [str(pictures[1]), str(pictures[2])]
