@@ -21,6 +21,7 @@ numpy and the core only.  ``convcli filters render --format npy`` writes
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from convcli.errors import OutputError, ParameterError, ShapeError
+from convcli.errors import ImageFormatError, OutputError, ParameterError, ShapeError
 from convcli.io.files import atomic_write_bytes
 from convcli.io.images import ImageSource, open_source
 from convcli.layers import conv_forward
@@ -43,7 +44,46 @@ FORMATS = ("npy", "zarr")
 DTYPES = ("float32", "float64")
 AXES = ("item", "filter", "row", "column")
 
+#: What a folder INPUT contributes: its files with these suffixes (any case), sorted by name.
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm", ".ppm", ".pbm")
+
 Progress = Callable[[int], None]
+
+
+def expand_inputs(sources: Sequence[str | os.PathLike | ImageSource]) -> list:
+    """Folders and glob patterns among ``sources`` replaced by the pictures in them, sorted by name.
+
+    A folder gives its files whose suffix is in :data:`PICTURE_SUFFIXES` (not
+    its subfolders); a pattern such as ``'photos/*.jpg'`` or ``'photos/**/*.png'``
+    that names no existing file gives the files it matches.  Other sources
+    are kept as they are.
+
+    Raises
+    ------
+    ImageFormatError
+        A folder without pictures, or a pattern that matches no file.
+    """
+    out: list = []
+    for source in sources:
+        if isinstance(source, ImageSource) or str(source) == "-":
+            out.append(source)
+            continue
+        path = Path(source)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
+            if not found:
+                raise ImageFormatError(
+                    f"input folder '{source}' holds no pictures ({', '.join(PICTURE_SUFFIXES)})"
+                )
+            out.extend(found)
+        elif not path.exists() and glob.has_magic(str(source)):
+            found = sorted(Path(p) for p in glob.glob(str(source), recursive=True) if Path(p).is_file())
+            if not found:
+                raise ImageFormatError(f"input pattern '{source}' matches no file")
+            out.extend(found)
+        else:
+            out.append(source)
+    return out
 
 
 @dataclass(frozen=True)
@@ -138,7 +178,9 @@ def plan_arrays(
 ) -> ArrayPlan:
     """Check an array job completely, before anything is written.
 
-    Parameters are those of :func:`convcli.maps.batch.plan_render`, plus
+    Parameters are those of :func:`convcli.maps.batch.plan_render` (where
+    ``sources`` may also be folders of pictures and glob patterns, see
+    :func:`expand_inputs`), plus
     ``format`` ("npy" or "zarr"), ``dtype`` ("float32" or "float64") and
     ``resume`` (zarr only: keep the chunks a previous run marked complete).
 
@@ -155,7 +197,7 @@ def plan_arrays(
     if resume and format != "zarr":
         raise ParameterError("--resume works with --format zarr (its chunks are marked complete one by one)")
     # force=True: plan_render checks a PNG folder layout; the array outputs are checked below
-    plan = plan_render(sources, filters, out_dir, index=index, key=key, padding=padding, border=border,
+    plan = plan_render(expand_inputs(sources), filters, out_dir, index=index, key=key, padding=padding, border=border,
                        sheet=False, force=True, budget=budget)
     first = plan.jobs[0]
     for job in plan.jobs[1:]:

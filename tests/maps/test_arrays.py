@@ -212,3 +212,31 @@ def test_a_part_of_a_reader_reads_the_same_items_and_carries_only_its_files(tmp_
             part = reader.part(a, b)
             np.testing.assert_array_equal(part(0, b - a), whole[a:b])
     assert reader.part(4, 6).files == [str(pictures[1]), str(pictures[2])]
+
+
+def test_folders_and_glob_patterns_of_pictures_are_read_in_name_order(tmp_path):
+    photos = tmp_path / "photos"
+    (photos / "more").mkdir(parents=True)
+    pics = images(5, 16, 12, seed=8)
+    names = ["b.png", "a.PNG", "c.bmp"]
+    from PIL import Image
+
+    for name, x in zip(names, pics):
+        Image.fromarray(x).save(photos / name, format="BMP" if name.endswith("bmp") else "PNG")
+    (photos / "notes.txt").write_text("not a picture")
+    (photos / "more" / "d.png").write_bytes(png_bytes(pics[3]))
+    (photos / "more" / "e.png").write_bytes(png_bytes(pics[4]))
+    sources = [photos, str(tmp_path / "photos" / "**" / "*.png")]
+    plan = plan_arrays(sources, BANK[:2], tmp_path / "out", padding="same")
+    order = [job.source.name for job in plan.render.jobs]
+    assert order == [str(photos / n) for n in ("a.PNG", "b.png", "c.bmp")] + [
+        str(photos / "b.png"), str(photos / "more" / "d.png"), str(photos / "more" / "e.png")]
+    A = np.load(run_npy(plan))
+    expected = pics[[1, 0, 2, 0, 3, 4]]
+    np.testing.assert_allclose(A, reference(expected, BANK[:2]), rtol=1e-6, atol=1e-3)
+    with pytest.raises(arrays.ImageFormatError, match=r"input pattern '.*\*\.jpg' matches no file"):
+        plan_arrays([str(photos / "*.jpg")], BANK, tmp_path / "o2", padding="same")
+    for name in ("d.png", "e.png"):
+        (photos / "more" / name).unlink()
+    with pytest.raises(arrays.ImageFormatError, match="input folder '.*more' holds no pictures"):
+        plan_arrays([photos / "more"], BANK, tmp_path / "o2", padding="same")
