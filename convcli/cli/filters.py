@@ -220,8 +220,9 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
     --format npy writes every map of every item into DIR/maps.npy, shape
     (items, filters, H', W'), and --format zarr into the Zarr store
     DIR/maps.zarr (chunked by items, resumable with --resume); both need
-    items of one size and maps of one size (e.g. --padding same), and write
-    DIR/manifest.json (inputs, filters with kernels, options).
+    items of one size and maps of one size (e.g. --padding same), take
+    folders of pictures and quoted glob patterns ('photos/*.jpg') as INPUT,
+    and write DIR/manifest.json (inputs, filters with kernels, options).
 
     \b
     Examples:

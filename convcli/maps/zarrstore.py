@@ -145,7 +145,9 @@ def run_zarr(
         settings = json.loads(json.dumps(plan.settings()))
         array = _open_store(plan, store, done, settings)
         todo = [] if array.attrs.get("complete") else [i for i in range(len(plan.bounds)) if not (done / f"{i}").exists()]
-        if log is not None and len(todo) < len(plan.bounds):
+        if log is not None and array.attrs.get("complete"):
+            log(f"'{store}' is complete already; nothing to compute")
+        elif log is not None and len(todo) < len(plan.bounds):
             log(f"resuming: {len(plan.bounds) - len(todo)} of {len(plan.bounds)} chunks are already stored")
         waiting = set(todo)
         skipped = sum(b - a for i, (a, b) in enumerate(plan.bounds) if i not in waiting)

@@ -120,6 +120,10 @@ def test_resume_skips_marked_chunks_and_redoes_unmarked_ones(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     src = write_idx(tmp_path, strokes(50))
     zarrstore.run_zarr(plan_arrays([src], BANK, tmp_path / "out", format="zarr", padding="same"))
+    notes = []
+    same = plan_arrays([src], BANK, tmp_path / "out", format="zarr", padding="same", resume=True)
+    zarrstore.run_zarr(same, log=notes.append)
+    assert notes == [f"'{tmp_path / 'out' / 'maps.zarr'}' is complete already; nothing to compute"]
     again = plan_arrays([src], BANK[:2], tmp_path / "out", format="zarr", padding="same", resume=True)
     with pytest.raises(OutputError) as info:
         zarrstore.run_zarr(again)
