@@ -218,10 +218,8 @@ def plan_arrays(
             )
     out = Path(out_dir)
     name = NPY if format == "npy" else ZARR
-    if not resume:
+    if not resume or not (out / name).is_dir():  # --resume without a store to resume: as a new run
         check_folder(out, [], [name, MANIFEST] if format == "npy" else [MANIFEST], force=force)
-    elif out.exists() and not out.is_dir():
-        raise OutputError(f"output folder '{out}' is a file; give a folder (-o DIR)")
     if format == "zarr" and (out / name).exists() and not (out / name).is_dir():
         raise OutputError(f"cannot write the Zarr store '{out / name}': it is a file, not a folder")
     (h, w), (mh, mw) = first.source.shape, first.map_shape[0]

@@ -139,6 +139,8 @@ def run_zarr(
     """
     require()
     scheduler = check_scheduler(scheduler)
+    if scheduler != "threads":
+        plan.reader().portable()  # ParameterError for stdin, before anything is created
     with _client(scheduler, log) as client:  # connect first: a wrong address leaves nothing behind
         out_dir = plan.out_dir
         store, done = out_dir / ZARR, out_dir / DONE

@@ -154,3 +154,26 @@ def test_an_unreachable_scheduler_is_one_error_line_and_leaves_nothing(tmp_path,
     assert result.stderr.startswith(f"Error: cannot connect to the Dask scheduler at 'tcp://127.0.0.1:{port}': ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "maps.zarr").exists()
+
+
+def test_resume_without_a_store_starts_afresh_but_only_in_an_empty_folder(tmp_path, digits):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")  # a PNG render's, say
+    assert_refused(
+        run(digits[0], "--format", "zarr", "-f", "box", "-o", out, "--resume"),
+        f"output folder '{out}' is not empty; use --force to replace the files convcli writes there "
+        "(nothing else is deleted), or choose another folder with -o",
+    )
+    assert (out / "manifest.json").read_text() == "{}"
+    result = run(digits[0], "--format", "zarr", "-f", "box", "-o", tmp_path / "new", "--resume")
+    assert result.exit_code == 0 and "resuming" not in result.stderr
+
+
+def test_stdin_cannot_go_to_worker_processes(tmp_path, digits):
+    result = CliRunner().invoke(
+        cli, ["filters", "render", "-", "--format", "zarr", "-f", "box", "--scheduler", "processes", "-o",
+              str(tmp_path / "out")], input=digits[0].read_bytes(), catch_exceptions=False)
+    assert_refused(result, "INPUT '-' (stdin) cannot be read by Dask worker processes; use --scheduler threads, "
+                           "or save the data to a file first")
+    assert not (tmp_path / "out").exists()
