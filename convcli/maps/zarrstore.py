@@ -146,8 +146,9 @@ def run_zarr(
         store, done = out_dir / ZARR, out_dir / DONE
         settings = json.loads(json.dumps(plan.settings()))
         array = _open_store(plan, store, done, settings)
-        todo = [] if array.attrs.get("complete") else [i for i in range(len(plan.bounds)) if not (done / f"{i}").exists()]
-        if log is not None and array.attrs.get("complete"):
+        complete = bool(array.attrs.get("complete"))
+        todo = [] if complete else [i for i in range(len(plan.bounds)) if not (done / f"{i}").exists()]
+        if log is not None and complete:
             log(f"'{store}' is complete already; nothing to compute")
         elif log is not None and len(todo) < len(plan.bounds):
             log(f"resuming: {len(plan.bounds) - len(todo)} of {len(plan.bounds)} chunks are already stored")
@@ -202,6 +203,7 @@ def _open_store(plan: ArrayPlan, store: Path, done: Path, settings: dict):
                 f"cannot resume: '{store}' was made with other {', '.join(what)}; "
                 "give the same inputs and options, or run without --resume and with --force to start again"
             )
+        done.mkdir(exist_ok=True)  # the markers of a run that died before its first chunk, or removed
         return array
     out_dir = plan.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)

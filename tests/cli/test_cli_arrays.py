@@ -106,8 +106,8 @@ def test_pictures_of_different_sizes_are_refused(tmp_path):
         (["--format", "zarr", "--resume", "--force"],
          "--resume keeps what a previous run stored and --force replaces it; give one of them"),
         (["--format", "zarr", "--scheduler", "thread"],
-         "scheduler must be threads, processes or the address of a Dask scheduler such as tcp://127.0.0.1:8786;"
-         " got 'thread'"),
+         ("scheduler must be threads, processes or the address of a Dask scheduler such as tcp://127.0.0.1:8786;"
+          " got 'thread'")),
         (["--format", "tiff"], "Invalid value for '--format': 'tiff' is not one of 'png', 'npy', 'zarr'."),
     ],
 )
