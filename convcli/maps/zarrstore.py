@@ -217,11 +217,9 @@ def _open_store(plan: ArrayPlan, store: Path, done: Path, settings: dict):
 
         array = zarr.create_array(str(store), shape=plan.shape, chunks=chunks, dtype=plan.dtype,
                                   dimension_names=AXES, compressors=BloscCodec(**COMPRESSION))
-    else:  # zarr 2 (Python 3.10)
-        from numcodecs import Blosc
-
+    else:  # zarr 2 (Python 3.10), which re-exports numcodecs' Blosc
         array = zarr.open_array(str(store), mode="w-", shape=plan.shape, chunks=chunks, dtype=plan.dtype,
-                                compressor=Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE))
+                                compressor=zarr.Blosc(cname="lz4", clevel=5, shuffle=zarr.Blosc.SHUFFLE))
     array.attrs.update({**settings, "complete": False})
     done.mkdir()
     return array
