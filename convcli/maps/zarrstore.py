@@ -248,6 +248,12 @@ def _compute(maps, todo, plan: ArrayPlan, store: str, done: Path, scheduler: str
     from distributed import as_completed
 
     for future in as_completed(client.compute(tasks)):
-        count = future.result()
+        try:
+            count = future.result()
+        except ImportError as exc:  # a worker without convcli (or without the extra)
+            raise ParameterError(
+                f"the Dask workers of {scheduler!r} cannot import {exc.name or 'a module'}: install convcli with "
+                f"its dask extra ({INSTALL}) where the workers run"
+            ) from None
         if progress is not None:
             progress(int(count))

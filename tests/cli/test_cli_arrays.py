@@ -177,3 +177,17 @@ def test_stdin_cannot_go_to_worker_processes(tmp_path, digits):
     assert_refused(result, "INPUT '-' (stdin) cannot be read by Dask worker processes; use --scheduler threads, "
                            "or save the data to a file first")
     assert not (tmp_path / "out").exists()
+
+
+def test_force_replaces_a_zarr_store_and_keeps_other_files(tmp_path, digits):
+    import zarr
+
+    out = tmp_path / "out"
+    assert run(digits[0], "--format", "zarr", "-f", "box", "-f", "sharpen", "-o", out).exit_code == 0
+    (out / "notes.txt").write_text("mine")
+    result = run(digits[0], "--format", "zarr", "-f", "edge-h", "--index", "0:5", "-o", out, "--force")
+    assert result.exit_code == 0, result.output
+    z = zarr.open_array(str(out / "maps.zarr"), mode="r")
+    assert z.shape == (5, 1, 26, 26) and [f["name"] for f in z.attrs["filters"]] == ["edge-h"]
+    np.testing.assert_allclose(z[:], correlate(digits[1][:5], ["edge-h"])[:, :, 1:-1, 1:-1], rtol=1e-6, atol=1e-3)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "maps.zarr", "notes.txt"]
