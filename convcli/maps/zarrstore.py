@@ -180,7 +180,21 @@ def _client(scheduler: str, log):
     with client:
         if log is not None:
             log(f"Dask dashboard: {client.dashboard_link}")
+        _check_workers(client, scheduler)
         yield client
+
+
+def _check_workers(client, scheduler: str) -> None:
+    """ParameterError unless every worker has convcli installed (the tasks call its functions)."""
+    from importlib import metadata
+
+    try:
+        client.run(metadata.version, "convcli")
+    except metadata.PackageNotFoundError:
+        raise ParameterError(
+            f"the Dask workers of {scheduler!r} do not have convcli installed; install it with its dask extra "
+            f"({INSTALL}) where the workers run"
+        ) from None
 
 
 def _open_store(plan: ArrayPlan, store: Path, done: Path, settings: dict):
@@ -248,12 +262,6 @@ def _compute(maps, todo, plan: ArrayPlan, store: str, done: Path, scheduler: str
     from distributed import as_completed
 
     for future in as_completed(client.compute(tasks)):
-        try:
-            count = future.result()
-        except ImportError as exc:  # a worker without convcli (or without the extra)
-            raise ParameterError(
-                f"the Dask workers of {scheduler!r} cannot import {exc.name or 'a module'}: install convcli with "
-                f"its dask extra ({INSTALL}) where the workers run"
-            ) from None
+        count = future.result()
         if progress is not None:
             progress(int(count))
