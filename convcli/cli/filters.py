@@ -220,7 +220,8 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
     --format npy writes every map of every item into DIR/maps.npy, shape
     (items, filters, H', W'), and --format zarr into the Zarr store
     DIR/maps.zarr (chunked by items, resumable with --resume); both need
-    items of one size and maps of one size (e.g. --padding same), take
+    items of one size (--size PX scales and centre-crops each to PX×PX)
+    and maps of one size (e.g. --padding same), take
     folders of pictures and quoted glob patterns ('photos/*.jpg') as INPUT,
     and write DIR/manifest.json (inputs, filters with kernels, options).
 
@@ -245,7 +246,8 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
     if fmt != "png":
         return render_arrays(list(inputs) or batch.sample_inputs()[:1], chosen or list(kernels.FILTERS.values()),
                              out_dir, fmt=fmt, dtype=dtype, scheduler=scheduler, resume=resume, index=index,
-                             key=key, padding=padding, border=border, force=force, quiet=quiet)
+                             key=key, padding=padding, border=border, size=size, force=force,
+                             quiet=quiet)
     plan = batch.plan_render(
         list(inputs) or batch.sample_inputs(),
         chosen or list(kernels.FILTERS.values()),

@@ -15,7 +15,7 @@ import click
 from convcli.cli.common import CliError, progress_enabled, stderr_console
 
 #: Options of ``render`` that only PNG output uses, and those that only array output uses.
-PNG_ONLY = {"size": "--size", "normalize": "--normalize", "sheet": "--sheet/--no-sheet"}
+PNG_ONLY = {"normalize": "--normalize", "sheet": "--sheet/--no-sheet"}
 ARRAY_ONLY = {"dtype": ("--dtype", "npy or zarr"), "scheduler": ("--scheduler", "zarr"), "resume": ("--resume", "zarr")}
 
 
@@ -48,7 +48,7 @@ def check_options(ctx: click.Context, fmt: str) -> None:
 
 
 def render_arrays(inputs, filters, out_dir, *, fmt, dtype, scheduler, resume, index, key, padding, border,
-                  force, quiet) -> None:
+                  size, force, quiet) -> None:
     """Plan, run and report an npy or zarr render."""
     from convcli.maps import arrays
 
@@ -59,7 +59,7 @@ def render_arrays(inputs, filters, out_dir, *, fmt, dtype, scheduler, resume, in
         zarrstore.require()  # before reading anything: say what to install
         zarrstore.check_scheduler(scheduler)
     plan = arrays.plan_arrays(inputs, filters, out_dir, format=fmt, dtype=dtype, index=index, key=key,
-                              padding=padding, border=border, force=force, resume=resume)
+                              padding=padding, border=border, size=size, force=force, resume=resume)
     console = stderr_console()
 
     def log(text: str) -> None:

@@ -34,7 +34,7 @@ import numpy as np
 from convcli.errors import ImageFormatError, OutputError, ParameterError, ShapeError
 from convcli.io.files import atomic_write_bytes
 from convcli.io.images import ImageSource, open_source
-from convcli.layers import conv_forward
+from convcli.layers import conv_forward, pad_widths
 from convcli.maps.batch import CHUNK_BYTES, Group, RenderPlan, plan_render
 from convcli.maps.folder import MANIFEST, check_folder
 
@@ -99,6 +99,7 @@ class ArrayPlan:
     force: bool = False
     resume: bool = False
     key: str | None = None  # the array of .npz inputs, for readers that re-open them
+    size: int | None = None  # every item scaled and centre-cropped to size × size first
 
     @property
     def out_dir(self) -> Path:
@@ -120,7 +121,7 @@ class ArrayPlan:
         return [(a, min(a + self.chunk, self.total)) for a in range(0, self.total, self.chunk)]
 
     def reader(self) -> "ItemReader":
-        return ItemReader(self.render, key=self.key)
+        return ItemReader(self.render, key=self.key, size=self.size)
 
     def settings(self) -> dict:
         """The manifest: array, axes, options, filters with kernels, inputs with their items."""
@@ -143,6 +144,7 @@ class ArrayPlan:
             "dtype": self.dtype,
             "axes": list(AXES),
             "chunk": self.chunk,
+            "size": self.size,
             "padding": plan.padding if isinstance(plan.padding, (str, int)) else list(plan.padding),
             "border": plan.border,
             "filters": [{"name": f.name, "kernel": f.kernel.tolist()} for f in plan.filters],
@@ -174,6 +176,7 @@ def plan_arrays(
     border: str = "zero",
     force: bool = False,
     resume: bool = False,
+    size: int | None = None,
     budget: int = CHUNK_BYTES,
 ) -> ArrayPlan:
     """Check an array job completely, before anything is written.
@@ -181,8 +184,11 @@ def plan_arrays(
     Parameters are those of :func:`convcli.maps.batch.plan_render` (where
     ``sources`` may also be folders of pictures and glob patterns, see
     :func:`expand_inputs`), plus
-    ``format`` ("npy" or "zarr"), ``dtype`` ("float32" or "float64") and
-    ``resume`` (zarr only: keep the chunks a previous run marked complete).
+    ``format`` ("npy" or "zarr"), ``dtype`` ("float32" or "float64"),
+    ``resume`` (zarr only: keep the chunks a previous run marked complete) and
+    ``size``: scale every item so that its shorter side is ``size`` pixels and
+    crop its centre to ``size × size`` (see :func:`fit_square`), so that items
+    of any size share the array.
 
     Raises
     ------
@@ -199,21 +205,25 @@ def plan_arrays(
     # force=True: plan_render checks a PNG folder layout; the array outputs are checked below
     plan = plan_render(expand_inputs(sources), filters, out_dir, index=index, key=key, padding=padding, border=border,
                        sheet=False, force=True, budget=budget)
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
+        raise ParameterError(f"size must be a whole number >= 1; got {size!r}")
     first = plan.jobs[0]
-    for job in plan.jobs[1:]:
+    image_shape = first.source.shape if size is None else (int(size), int(size))
+    map_shapes = first.map_shape if size is None else [_map_shape(image_shape, f, plan.padding) for f in plan.filters]
+    for job in plan.jobs[1:] if size is None else ():
         if job.source.shape != first.source.shape:
             (h, w), (h0, w0) = job.source.shape, first.source.shape
             raise ShapeError(
                 f"input '{job.source.name}' is {h}×{w} but '{first.source.name}' is {h0}×{w0}; "
                 f"--format {format} puts every item in one array, so they must be one size "
-                "(render them separately, or use --format png)"
+                f"(use --size PX to scale and centre-crop every item to PX×PX, or --format png)"
             )
-    for f, shape in zip(plan.filters, first.map_shape):
-        if shape != first.map_shape[0]:
+    for f, shape in zip(plan.filters, map_shapes):
+        if shape != map_shapes[0]:
             f0 = plan.filters[0]
             raise ShapeError(
                 f"filter '{f.name}' ({_size(f.kernel.shape)}) gives {_size(shape)} maps but '{f0.name}' "
-                f"({_size(f0.kernel.shape)}) gives {_size(first.map_shape[0])} with --padding {plan.padding}; "
+                f"({_size(f0.kernel.shape)}) gives {_size(map_shapes[0])} with --padding {plan.padding}; "
                 f"--format {format} needs maps of one size: use --padding same, or filters of one size"
             )
     out = Path(out_dir)
@@ -222,14 +232,50 @@ def plan_arrays(
         check_folder(out, [], [name, MANIFEST] if format == "npy" else [MANIFEST], force=force)
     if format == "zarr" and (out / name).exists() and not (out / name).is_dir():
         raise OutputError(f"cannot write the Zarr store '{out / name}': it is a file, not a folder")
-    (h, w), (mh, mw) = first.source.shape, first.map_shape[0]
+    (h, w), (mh, mw) = image_shape, map_shapes[0]
     K = len(plan.filters)
     per_item = 8 * (h * w + K * mh * mw) + np.dtype(dtype).itemsize * K * mh * mw
-    return ArrayPlan(plan, format, dtype, (h, w), (mh, mw), max(1, budget // per_item), force, resume, key)
+    return ArrayPlan(plan, format, dtype, (h, w), (mh, mw), max(1, budget // per_item), force, resume, key,
+                     None if size is None else int(size))
 
 
 def _size(shape) -> str:
     return f"{shape[0]}×{shape[1]}"
+
+
+def _map_shape(image_shape, f, padding) -> tuple[int, int]:
+    """(H', W') of filter ``f`` on items of ``image_shape``; ShapeError when it does not fit."""
+    (top, bottom), (left, right) = pad_widths(padding, f.kernel.shape)
+    out = (image_shape[0] + top + bottom - f.kernel.shape[0] + 1, image_shape[1] + left + right - f.kernel.shape[1] + 1)
+    if min(out) < 1:
+        raise ShapeError(
+            f"filter '{f.name}' ({_size(f.kernel.shape)}) is larger than the {_size(image_shape)} items of --size"
+            f" with padding {padding!r}; use a larger --size, --padding same, or a smaller filter"
+        )
+    return out
+
+
+def fit_square(X: np.ndarray, size: int) -> np.ndarray:
+    """Items ``X`` ``(n, H, W)`` scaled so the shorter side is ``size``, centre-cropped: ``(n, size, size)`` float64.
+
+    Pillow resamples each item in 32-bit float: box (area) averaging when
+    shrinking, bilinear when enlarging.  Items already ``size × size`` are
+    returned unchanged.
+    """
+    n, h, w = X.shape
+    if (h, w) == (size, size):
+        return X.astype(np.float64, copy=False)
+    from PIL import Image
+
+    scale = size / min(h, w)
+    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
+    how = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    top, left = (new_h - size) // 2, (new_w - size) // 2
+    out = np.empty((n, size, size))
+    for i in range(n):  # one resampling per item (a picture input is one item)
+        picture = Image.fromarray(np.ascontiguousarray(X[i], dtype=np.float32), mode="F").resize((new_w, new_h), how)
+        out[i] = np.asarray(picture)[top : top + size, left : left + size]
+    return out
 
 
 # ----------------------------------------------------------------------------- reading and computing
@@ -243,12 +289,12 @@ class ItemReader:
     only the items of its chunks (IDX and ``.npy`` through a memory map).
     """
 
-    def __init__(self, plan: RenderPlan, *, key: str | None = None) -> None:
+    def __init__(self, plan: RenderPlan, *, key: str | None = None, size: int | None = None) -> None:
         self.files = [job.source.name for job in plan.jobs]
         self.indices = [None if job.indices is None else np.asarray(job.indices, np.int64) for job in plan.jobs]
         self.starts = np.cumsum([0] + [len(job.folders) for job in plan.jobs])
-        self.shape = plan.jobs[0].source.shape
-        self.key = key
+        self.shape = plan.jobs[0].source.shape if size is None else (size, size)
+        self.key, self.size = key, size
         self._sources: list[ImageSource | None] = [job.source for job in plan.jobs]
 
     def portable(self) -> "ItemReader":
@@ -297,7 +343,8 @@ class ItemReader:
             if self._sources[j] is None:
                 self._sources[j] = open_source(self.files[j], key=self.key)
             wanted = None if self.indices[j] is None else self.indices[j][a - self.starts[j] : b - self.starts[j]]
-            parts.append(self._sources[j].read(wanted, dtype=None))
+            part = self._sources[j].read(wanted, dtype=None)
+            parts.append(part if self.size is None else fit_square(part, self.size))
         return parts[0] if len(parts) == 1 else np.concatenate([p.astype(np.float64) for p in parts])
 
 

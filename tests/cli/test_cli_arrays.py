@@ -84,7 +84,7 @@ def test_pictures_of_different_sizes_are_refused(tmp_path):
     assert_refused(
         run(a, b, "--format", "zarr", "-f", "box", "-o", tmp_path / "out"),
         f"input '{b}' is 10×13 but '{a}' is 10×12; --format zarr puts every item in one array, so they must be "
-        "one size (render them separately, or use --format png)",
+        "one size (use --size PX to scale and centre-crop every item to PX×PX, or --format png)",
     )
 
 
@@ -94,8 +94,6 @@ def test_pictures_of_different_sizes_are_refused(tmp_path):
         (["--dtype", "float64"], "--dtype applies to --format npy or zarr, not png"),
         (["--resume"], "--resume applies to --format zarr, not png"),
         (["--scheduler", "processes"], "--scheduler applies to --format zarr, not png"),
-        (["--format", "npy", "--size", "64"],
-         "--size applies to --format png (PNG pictures); npy and zarr store the raw maps"),
         (["--format", "zarr", "--normalize", "abs"],
          "--normalize applies to --format png (PNG pictures); npy and zarr store the raw maps"),
         (["--format", "npy", "--no-sheet"],
@@ -191,3 +189,14 @@ def test_force_replaces_a_zarr_store_and_keeps_other_files(tmp_path, digits):
     assert z.shape == (5, 1, 26, 26) and [f["name"] for f in z.attrs["filters"]] == ["edge-h"]
     np.testing.assert_allclose(z[:], correlate(digits[1][:5], ["edge-h"])[:, :, 1:-1, 1:-1], rtol=1e-6, atol=1e-3)
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "maps.zarr", "notes.txt"]
+
+
+def test_size_makes_pictures_of_different_sizes_one_array(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(png_bytes(np.full((10, 12), 50, np.uint8)))
+    b.write_bytes(png_bytes(np.full((30, 20), 200, np.uint8)))
+    result = run(a, b, "--format", "npy", "-f", "box", "--size", "8", "--padding", "same", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    A = np.load(tmp_path / "out" / "maps.npy")
+    assert A.shape == (2, 1, 8, 8)
+    np.testing.assert_allclose(A[:, 0, 3, 3], [450, 1800], rtol=1e-6)  # flat pictures: 9 × the grey level

@@ -109,7 +109,7 @@ def test_items_of_different_sizes_are_refused_naming_the_first_mismatch(tmp_path
         plan_arrays([a, b, c], BANK, tmp_path / "out", padding="same")
     assert str(info.value) == (
         f"input '{c}' is 9×8 but '{a}' is 8×8; --format npy puts every item in one array, so they must be one "
-        "size (render them separately, or use --format png)"
+        "size (use --size PX to scale and centre-crop every item to PX×PX, or --format png)"
     )
     assert not (tmp_path / "out").exists()
 
@@ -240,3 +240,32 @@ def test_folders_and_glob_patterns_of_pictures_are_read_in_name_order(tmp_path):
         (photos / "more" / name).unlink()
     with pytest.raises(arrays.ImageFormatError, match="input folder '.*more' holds no pictures"):
         plan_arrays([photos / "more"], BANK, tmp_path / "o2", padding="same")
+
+
+def test_size_scales_and_centre_crops_items_of_any_size_into_one_array(tmp_path):
+    small = images(1, 8, 8, seed=9)[0]                        # already 8×8: kept as it is
+    double = images(1, 8, 8, seed=10)[0]
+    wide = images(1, 8, 12, seed=11)[0]
+    sources = []
+    for name, picture in [("a.png", small), ("b.png", np.kron(double, np.ones((2, 2), np.uint8))),
+                          ("c.png", np.kron(wide, np.ones((3, 3), np.uint8)))]:  # 16×16 and 24×36
+        sources.append(tmp_path / name)
+        sources[-1].write_bytes(png_bytes(picture))
+    with pytest.raises(ShapeError, match=r"filter 'even' \(2×2\) gives 7×7 maps but 'edge-h' \(3×3\) gives 6×6"):
+        plan_arrays(sources, BANK, tmp_path / "out", padding="valid", size=8)
+    plan = plan_arrays(sources, BANK, tmp_path / "out", padding="same", size=8, budget=1)
+    A = np.load(run_npy(plan))
+    # box-averaging a 2×2 (3×3) block copy gives the picture back; the 8×12 one loses 2 columns each side
+    items = np.stack([small, double, wide[:, 2:10]])
+    np.testing.assert_allclose(A, reference(items, BANK), rtol=1e-5, atol=1e-3)
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["size"] == 8
+    with pytest.raises(ShapeError, match=r"filter 'edge-h' \(3×3\) is larger than the 2×2 items of --size"):
+        plan_arrays(sources, BANK, tmp_path / "o2", padding="valid", size=2)
+
+
+def test_fit_square_enlarges_too():
+    X = np.arange(12.0).reshape(1, 3, 4)
+    out = arrays.fit_square(X, 6)  # 3×4 -> 6×8 (bilinear), columns 1..6 kept
+    assert out.shape == (1, 6, 6) and out.dtype == np.float64
+    assert out.min() >= 0 and out.max() <= 11
+    np.testing.assert_allclose(out[0].mean(axis=1), np.sort(out[0].mean(axis=1)))  # rows still increase
