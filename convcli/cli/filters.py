@@ -26,6 +26,7 @@ from convcli.cli.common import (
     stderr_console,
     stdout_console,
 )
+from convcli.cli.render_arrays import check_options, render_arrays
 
 #: Where ``filters render`` writes when no -o is given.
 DEFAULT_OUTPUT = "convcli-filters"
@@ -188,10 +189,28 @@ def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
     show_default=True,
     help="Also write DIR/sheet.png, a labelled contact sheet of the first 64 images.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "npy", "zarr"]),
+    default="png",
+    show_default=True,
+    help="png: a picture per map; npy: DIR/maps.npy, one (N, K, H', W') array; "
+    "zarr: DIR/maps.zarr, the same array chunked, computed with Dask (needs convcli[dask]).",
+)
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True,
+              help="Values of npy and zarr arrays.")
+@click.option("--scheduler", default="threads", show_default=True, metavar="threads|processes|ADDRESS",
+              help="Where zarr maps are computed: Dask threads, processes, or a dask.distributed "
+              "scheduler such as tcp://host:8786.")
+@click.option("--resume", is_flag=True,
+              help="zarr: keep the chunks an interrupted run stored (same inputs and options) and finish.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors.")
+@click.pass_context
 @handle_errors
-def render(inputs, names, kernel_specs, index, key, padding, border, normalize, size, force, out_dir, sheet, quiet):
-    """Render activation maps and a contact sheet.
+def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normalize, size, force, out_dir, sheet,
+           fmt, dtype, scheduler, resume, quiet):
+    """Render activation maps and a contact sheet, or one array of them all.
 
     Every filter (-f, -k; default: the whole library) on every INPUT.
 
@@ -206,11 +225,21 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     render at a time per DIR (a second one fails at once); links inside DIR
     are never followed.
 
+    --format npy writes every map of every item into DIR/maps.npy, shape
+    (items, filters, H', W'), and --format zarr into the Zarr store
+    DIR/maps.zarr (chunked by items, resumable with --resume); both need
+    items of one size (--size PX scales and centre-crops each to PX×PX)
+    and maps of one size (e.g. --padding same), take
+    folders of pictures and quoted glob patterns ('photos/*.jpg') as INPUT,
+    and write DIR/manifest.json (inputs, filters with kernels, options).
+
     \b
     Examples:
       convcli filters render                                  # bundled samples, every filter
       convcli filters render t10k-images-idx3-ubyte.gz --index 0:100 -f edge-h -f box -f sharpen
       convcli filters render photo.jpg -k '0,-1,0;-1,5,-1;0,-1,0' --padding same -o out --force
+      convcli filters render train-images-idx3-ubyte.gz --padding same --format npy -o features
+      convcli filters render train-images-idx3-ubyte.gz --padding same --format zarr --scheduler processes
     """
     import time
 
@@ -220,6 +249,13 @@ def render(inputs, names, kernel_specs, index, key, padding, border, normalize, 
     started = time.perf_counter()
     if "-" in inputs:
         check_stdin("INPUT", sys.stdin)
+    check_options(ctx, fmt)
+    if fmt != "png":  # folders and glob patterns are inputs too: the array writers open them
+        chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
+        return render_arrays(list(inputs) or batch.sample_inputs()[:1], chosen or list(kernels.FILTERS.values()),
+                             out_dir, fmt=fmt, dtype=dtype, scheduler=scheduler, resume=resume, index=index,
+                             key=key, padding=padding, border=border, size=size, force=force,
+                             quiet=quiet)
     sources = [images.open_source(s, key=key) for s in list(inputs) or batch.sample_inputs()]
 
     def fits(spec):  # a kernel file's shape is checked against every input before its data is read
