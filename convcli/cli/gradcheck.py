@@ -93,6 +93,14 @@ def gradcheck(impl, layers, seed, eps, atol, rtol, mode, size, kernel_size, time
 
     Exit status: 0 all passed (or skipped), 1 a check failed, 2 usage error.
 
+    The table's number columns describe one element per check, the worst:
+    the one furthest outside tolerance, with the largest
+    |a - n| / (atol + rtol*|n|) (a non-finite value first), where n is the
+    reference (numerical gradient or expected output) and a the value checked.
+    'abs err' is |a - n| and 'rel err' is |a - n| / max(|a|, |n|) at that
+    element, 'worst index' is where it is (in --mode fast, the direction
+    number), and the message quotes the same element.
+
     \b
     Examples:
       convcli gradcheck
@@ -174,7 +182,9 @@ def _print_table(result) -> None:
 
     On a terminal the table fits the window.  A CI log or a pipe has no window,
     so there the table is printed at its natural width (each check on one line)
-    through a console made for that, which leaves the shared one untouched.
+    through a console made for that, which leaves the shared one untouched, and
+    with trailing spaces stripped.  The number columns all describe one element,
+    the worst (:data:`convcli.gradcheck.reports.WORST_MEANS`).
     """
     from rich import box
     from rich.console import Console
@@ -185,15 +195,22 @@ def _print_table(result) -> None:
 
     table = Table(title=f"gradcheck of {result.target}", title_justify="left", box=box.SIMPLE_HEAD)
     for column in TABLE_COLUMNS:
-        numeric = column.startswith("max") or column == "worst index"
+        numeric = column.endswith("err") or column == "worst index"
         table.add_column(
             column, justify="right" if numeric else "left", no_wrap=numeric or column == "result", overflow="fold"
         )
     for row in table_rows(result):
         table.add_row(Text(row[0]), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(cell) for cell in row[2:]))
     console = stdout_console()
-    if not console.is_terminal:
-        # wider than any table (a table never grows past its content), on the same stream
-        console = Console(file=console.file, width=UNWRAPPED_WIDTH)
-    console.print(table)
-    console.print(Text(summary_line(result), style="bold green" if result.passed else "bold red"))
+    summary = Text(summary_line(result), style="bold green" if result.passed else "bold red")
+    if console.is_terminal:
+        console.print(table)
+        console.print(summary)
+        return
+    # A CI log or a pipe: the table at its natural width (each check on one line), rendered through a console
+    # made for that (the shared one is left untouched), without the trailing spaces rich pads each row with.
+    import io
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=UNWRAPPED_WIDTH, color_system=None).print(table, summary)
+    console.file.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))

@@ -132,6 +132,14 @@ def test_table_off_a_terminal_keeps_each_check_on_one_line(monkeypatch):
     assert message.startswith("gradient for 'w' wrong at [1, 0]: numerical ") and message.endswith(")")
     assert lines[-1] == f"FAILED: 3 checks of {LAB}: 1 passed, 2 failed, 0 skipped (seed 0)"
     assert console.width == 50  # printed at full width without changing the shared console
+    assert all(line == line.rstrip() for line in lines)  # no padding to the widest row
+    header = next(line for line in lines if "abs err" in line)
+    assert header.split() == ["check", "result", "abs", "err", "rel", "err", "worst", "index", "message"]
+
+
+def test_help_says_what_worst_means():
+    result = run("--help")
+    assert "the one furthest outside tolerance" in " ".join(result.output.split())
 
 
 def test_table_on_a_terminal_fits_the_window(monkeypatch):
