@@ -94,6 +94,7 @@ def gradient_check(
     mode: str = "full",
     upstream: "str | None" = None,
     n_directions: int = 4,
+    options: "dict[str, Any] | None" = None,
     **inputs: Any,
 ) -> GradCheckResult:
     """Compare ``backward_f``'s gradients with finite differences of ``forward_f``.
@@ -121,8 +122,15 @@ def gradient_check(
         it is the first positional parameter that is not an input (the lab's
         ``da``/``dA``); a random ``G`` of the output's shape is passed to it.
         With no such parameter ``G`` is all ones.
-    **inputs : array_like
-        The inputs, by the names both functions use (``x=..., w=...``).
+    options : dict, optional
+        Arguments passed unchanged to both functions and never perturbed
+        (``{"size": (3, 2), "mode": "avg"}``).
+    **inputs : array_like or option
+        The inputs, by the names both functions use (``x=..., w=..., b=...``).
+        Arrays, lists and floats are checked; strings, whole numbers, bools,
+        ``None`` and tuples (``size=2``, ``mode="max"``, ``stride=(2, 1)``)
+        are options, passed through like ``options``.  Pass a whole-number
+        input to check as an array or a float (``b=np.array(0.0)``).
 
     Returns
     -------
@@ -131,14 +139,24 @@ def gradient_check(
         result carrying the exception, not a crash.
     """
     if mode not in MODES:
-        raise ParameterError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        raise ParameterError(
+            f"mode must be one of {', '.join(MODES)}; got {mode!r}"
+            f" (a layer's own option named mode goes in options={{'mode': {mode!r}}})"
+        )
     if not inputs:
         raise ParameterError("gradient_check needs at least one input, e.g. gradient_check(f, df, x=x)")
     if not (eps > 0 and atol >= 0 and rtol >= 0):
         raise ParameterError(f"need eps > 0, atol >= 0 and rtol >= 0; got eps={eps}, atol={atol}, rtol={rtol}")
     name = getattr(backward_f, "__name__", type(backward_f).__name__)
+    options, inputs = _split_options(inputs, options)
+    if not inputs:
+        raise ParameterError(
+            f"gradient_check needs at least one array input to check; got only options {sorted(options)}"
+        )
     arrays = _float64_inputs(inputs)
-    upstream = upstream if upstream is not None else _upstream_parameter(backward_f, arrays)
+    upstream = upstream if upstream is not None else _upstream_parameter(backward_f, {**options, **arrays})
+    if options:
+        forward_f, backward_f = _with_options(forward_f, options), _with_options(backward_f, options)
     result = GradCheckResult(function=name, upstream=upstream, mode=mode)
     rng = np.random.default_rng(seed)
 
@@ -179,6 +197,33 @@ def gradient_check(
 
 
 # ----------------------------------------------------------------------------- steps
+
+
+def _is_option(value: Any) -> bool:
+    """Strings, whole numbers, bools, None, tuples and callables are options, not arrays to check."""
+    return value is None or isinstance(value, (str, bool, int, np.integer, np.bool_, tuple)) or callable(value)
+
+
+def _split_options(inputs: dict, options: "dict | None") -> "tuple[dict, dict]":
+    """``(options, arrays)``: the explicit options plus the inputs that look like options, and the rest."""
+    options = dict(options or {})
+    clash = sorted(set(options) & set(inputs))
+    if clash:
+        raise ParameterError(f"{', '.join(clash)} given both as an input and in options; give each once")
+    arrays = {}
+    for key, value in inputs.items():
+        (options if _is_option(value) else arrays)[key] = value
+    return options, arrays
+
+
+def _with_options(f: Callable, options: dict) -> Callable:
+    """``f`` with ``options`` always passed as keywords, keeping its name for messages."""
+
+    def call(**kwargs):
+        return f(**kwargs, **options)
+
+    call.__name__ = getattr(f, "__name__", type(f).__name__)
+    return call
 
 
 def _float64_inputs(inputs: dict) -> "dict[str, np.ndarray]":

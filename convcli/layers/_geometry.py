@@ -18,7 +18,7 @@ BORDERS = {"zero": "constant", "reflect": "reflect", "symmetric": "symmetric", "
 PADDING_NAMES = ("valid", "same", "full")
 
 
-def pad_widths(padding: Padding, kernel_shape, stride=1) -> "tuple[tuple[int, int], tuple[int, int]]":
+def pad_widths(padding: Padding, kernel_shape, stride=1, dilation=1) -> "tuple[tuple[int, int], tuple[int, int]]":
     """How many rows and columns ``padding`` adds on each side.
 
     Parameters
@@ -26,6 +26,9 @@ def pad_widths(padding: Padding, kernel_shape, stride=1) -> "tuple[tuple[int, in
     padding : "valid", "same", "full", int or (ph, pw)
     kernel_shape : (Fh, Fw)
     stride : int or (sh, sw)
+    dilation : int or (dh, dw)
+        A dilated kernel spans ``d * (F - 1) + 1`` pixels, so ``same`` pads
+        ``d * (F - 1)`` in total and ``full`` that much on each side.
 
     Returns
     -------
@@ -36,7 +39,7 @@ def pad_widths(padding: Padding, kernel_shape, stride=1) -> "tuple[tuple[int, in
     >>> pad_widths("same", (4, 3))
     ((1, 2), (1, 1))
     """
-    fh, fw = (int(n) for n in kernel_shape)
+    fh, fw = _span(kernel_shape, _pair(dilation, "dilation", minimum=1))
     strides = _pair(stride, "stride", minimum=1)
     if isinstance(padding, str):
         if padding == "valid":
@@ -69,30 +72,42 @@ def _pair(value, name: str, *, minimum: int) -> "tuple[int, int]":
     return out[0], out[1]
 
 
-def _geometry(image_hw, kernel_hw, padding, stride):
+def _span(kernel_hw, dilations) -> "tuple[int, int]":
+    """The pixels a dilated kernel spans: ``d * (F - 1) + 1`` on each axis."""
+    return tuple(d * (int(f) - 1) + 1 for f, d in zip(kernel_hw, dilations))
+
+
+def _geometry(image_hw, kernel_hw, padding, stride, dilation=1):
     """Validated pad widths and strides; refuses a kernel larger than the padded image."""
-    pads = pad_widths(padding, kernel_hw, stride)
+    dilations = _pair(dilation, "dilation", minimum=1)
+    pads = pad_widths(padding, kernel_hw, stride, dilations)
     strides = _pair(stride, "stride", minimum=1)
     padded = (image_hw[0] + sum(pads[0]), image_hw[1] + sum(pads[1]))
-    if kernel_hw[0] > padded[0] or kernel_hw[1] > padded[1]:
+    span = _span(kernel_hw, dilations)
+    if span[0] > padded[0] or span[1] > padded[1]:
+        what = f"kernel of shape {tuple(kernel_hw)}"
+        if dilations != (1, 1):
+            what += f" dilated by {dilations} (spanning {span})"
         raise ShapeError(
-            f"kernel of shape {tuple(kernel_hw)} is larger than the image of shape {tuple(image_hw)}"
+            f"{what} is larger than the image of shape {tuple(image_hw)}"
             f" padded to {padded} (padding {padding!r}); use a smaller kernel or more padding"
         )
     return pads, strides
 
 
-def _output_hw(padded_hw, kernel_hw, strides) -> "tuple[int, int]":
-    return tuple((p - f) // s + 1 for p, f, s in zip(padded_hw, kernel_hw, strides))
+def _output_hw(padded_hw, kernel_hw, strides, dilations=(1, 1)) -> "tuple[int, int]":
+    """``(Hp - span) // s + 1`` on each axis, ``span = d * (F - 1) + 1``."""
+    span = _span(kernel_hw, dilations)
+    return tuple((p - f) // s + 1 for p, f, s in zip(padded_hw, span, strides))
 
 
 
 def _pad(X3: np.ndarray, pads, border: str) -> np.ndarray:
-    """Pad a batch ``(N, H, W)`` on its last two axes."""
+    """Pad images ``(..., H, W)`` on their last two axes."""
     mode = _border_mode(border)
-    if pads == ((0, 0), (0, 0)):
+    if tuple(map(tuple, pads)) == ((0, 0), (0, 0)):
         return X3
-    return np.pad(X3, ((0, 0),) + tuple(pads), mode=mode)
+    return np.pad(X3, ((0, 0),) * (X3.ndim - 2) + tuple(pads), mode=mode)
 
 
 def _unpad(dXp: np.ndarray, x_shape, pads, border: str) -> np.ndarray:
@@ -102,6 +117,10 @@ def _unpad(dXp: np.ndarray, x_shape, pads, border: str) -> np.ndarray:
     of some pixel, found by padding an array of pixel numbers the same way; its
     gradient is added to that pixel (``np.bincount`` sums the repeats).
     """
+    if len(x_shape) != 3:  # (N, C, H, W) and the like: the same, on N*C images
+        images = int(np.prod(x_shape[:-2]))
+        flat = _unpad(dXp.reshape((images,) + dXp.shape[-2:]), (images,) + tuple(x_shape[-2:]), pads, border)
+        return flat.reshape(x_shape)
     n, h, w = x_shape
     (top, bottom), (left, right) = pads
     if _border_mode(border) == "constant":

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from convcli.errors import ParameterError, ShapeError
-from convcli.layers import _fastconv
+from convcli.layers import _channels, _fastconv
 from convcli.layers._geometry import (
     BORDERS,
     Padding,
@@ -31,27 +31,48 @@ from convcli.layers._geometry import (
     _pad,
     _pair,
     _unpad,
-    pad_widths,
 )
 
 # ----------------------------------------------------------------------------- conv
 
 
-def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = False, border: str = "zero"):
-    """The Conv layer: 2-D cross-correlation of images with kernels.
+def conv_forward(
+    X,
+    w,
+    b=None,
+    *,
+    padding: Padding = "valid",
+    stride=1,
+    dilation=1,
+    groups: int = 1,
+    flip: bool = False,
+    border: str = "zero",
+):
+    """The Conv layer: 2-D cross-correlation of images with kernels, summed over channels, plus a bias.
 
     Parameters
     ----------
-    X : array_like, shape ``(H, W)`` or a batch ``(N, H, W)``
-        Any real dtype (uint8 pictures work, without a float64 copy); the
-        arithmetic is float64.
-    w : array_like, shape ``(Fh, Fw)`` or a bank ``(K, Fh, Fw)``
-        Any size, including even and non-square kernels.
+    X : array_like
+        ``(H, W)`` or a batch ``(N, H, W)`` of one-channel images; or
+        ``(N, C, H, W)`` (or one ``(C, H, W)``) with ``C`` channels, which
+        needs a 4-D ``w``.  Any real dtype; the arithmetic is float64.
+    w : array_like
+        ``(Fh, Fw)`` or a bank ``(K, Fh, Fw)`` for one-channel images, or
+        ``(K, C // groups, Fh, Fw)``.  Any size, even and non-square too.
+    b : array_like, optional
+        One bias per kernel, shape ``(K,)``; a scalar for a single kernel.
     padding : "valid", "same", "full", int or (ph, pw)
-        ``valid`` adds nothing, ``full`` adds ``F - 1`` on each side, ``same``
-        adds ``(F - 1) // 2`` top/left and the rest bottom/right (as
-        ``scipy.signal.correlate2d(mode="same")`` and torch) and needs stride 1.
+        ``valid`` adds nothing, ``full`` adds ``d*(F-1)`` on each side,
+        ``same`` adds ``d*(F-1)`` in total, ``(d*(F-1)) // 2`` top/left and
+        the rest bottom/right (as ``scipy.signal.correlate2d(mode="same")``
+        and torch), and needs stride 1.
     stride : int or (sh, sw), each >= 1
+    dilation : int or (dh, dw), each >= 1
+        Spacing between kernel taps (torch's ``dilation``).
+    groups : int >= 1
+        Input channels ``C`` and kernels ``K`` are split into ``groups``
+        equal groups; kernel group ``g`` sees only input group ``g``
+        (``groups=C`` is a depthwise convolution).  Both must divide.
     flip : bool
         Rotate the kernel by 180 degrees first (true convolution).
     border : {"zero", "reflect", "symmetric", "edge", "wrap"}
@@ -59,34 +80,55 @@ def conv_forward(X, w, *, padding: Padding = "valid", stride=1, flip: bool = Fal
 
     Returns
     -------
-    A : ndarray of float64, shape ``(N?, K?, H', W')``
-        ``N`` only for a batch, ``K`` only for a bank, and
-        ``H' = (H + pad_top + pad_bottom - Fh) // sh + 1`` (likewise ``W'``).
+    A : ndarray of float64
+        ``(N?, K?, H', W')`` for one-channel images (``N`` only for a batch,
+        ``K`` only for a bank); ``(N, K, H', W')`` for ``(N, C, H, W)`` and
+        ``(K, H', W')`` for one ``(C, H, W)``, where
+        ``H' = (H + pad_top + pad_bottom - dh*(Fh-1) - 1) // sh + 1`` (likewise ``W'``).
+        On the 4-D form these are the numbers of
+        ``torch.nn.functional.conv2d(X, w, b, stride, padding, dilation, groups)``.
 
     Raises
     ------
     ShapeError
-        When the kernel is larger than the padded image, or an array has the
-        wrong number of dimensions.
+        When the (dilated) kernel is larger than the padded image, an array
+        has the wrong number of dimensions, ``w.shape[1]`` is not
+        ``C // groups`` or ``b`` is not ``(K,)``.
     ParameterError
-        For a bad ``padding``, ``stride`` or ``border``.
+        For a bad ``padding``, ``stride``, ``dilation``, ``groups`` or ``border``.
 
     Notes
     -----
-    :func:`convcli.layers._fastconv.choose` picks the path: stride 1 with up to 3
+    One-channel forms without dilation run on the paths that
+    :func:`convcli.layers._fastconv.choose` picks: stride 1 with up to 3
     kernels runs in cache-sized blocks, bit for bit the numbers of the plain
     tap loop (and of ``scipy.ndimage.correlate``); 4 or more kernels are one
     BLAS product per image (equal to rounding); the rest is the tap loop.
+    Channels, groups and dilation run in :mod:`convcli.layers._channels`:
+    the windows of all channels times the kernels in one BLAS product per
+    bounded chunk.
 
     Examples
     --------
     >>> conv_forward([[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[1, 0], [0, -1]])
     array([[-4., -4.],
            [-4., -4.]])
+    >>> conv_forward(np.ones((1, 3, 4, 4)), np.ones((2, 3, 3, 3)), [0.5, -1.0]).shape
+    (1, 2, 2, 2)
     """
-    X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
-    pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
-    A = _forward(X3, w3[:, ::-1, ::-1] if flip else w3, pads, strides, border)
+    if _channels_form(X, w, dilation, groups):
+        X4, w4, squeeze = _prepare_channels(X, w, groups)
+        bias = _bias(b, w4.shape[0])
+        pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
+        Xp = _pad(X4, pads, border)
+        A = _channels.forward(Xp, _flipped(w4, flip), strides, _pair(dilation, "dilation", minimum=1), groups)
+    else:
+        X3, w3, squeeze = _prepare(X, w, keep_dtype=True)
+        bias = _bias(b, w3.shape[0])
+        pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+        A = _forward(X3, _flipped(w3, flip), pads, strides, border)
+    if bias is not None:
+        A += bias.reshape(-1, 1, 1)
     return _squeeze(A, squeeze)
 
 
@@ -136,22 +178,37 @@ def _forward(X3, w3, pads, strides, border):
     return _fastconv.correlate_matmul(X3, w3, pads, strides)
 
 
-def conv_backward(X, w, dA=None, *, padding: Padding = "valid", stride=1, flip: bool = False, border: str = "zero"):
+def conv_backward(
+    X,
+    w,
+    dA=None,
+    b=None,
+    *,
+    padding: Padding = "valid",
+    stride=1,
+    dilation=1,
+    groups: int = 1,
+    flip: bool = False,
+    border: str = "zero",
+):
     """Backward pass of :func:`conv_forward`.
 
-    Each output element is a Dot layer over one window of the padded image,
-    ``A[n, k, y, x] = dot(Xp[n, window(y, x)], w[k])``, so the chain rule sums
-    the Dot layer's gradients over every window where a value was used:
+    Each output element is a Dot layer over one window of the padded image
+    (all channels of its group) plus a bias,
+    ``A[n, k, y, x] = dot(Xp[n, group(k), window(y, x)], w[k]) + b[k]``, so the
+    chain rule sums the Dot layer's gradients over every window where a value
+    was used:
 
-    - ``dw[k] = sum_{n, y, x} dA[n, k, y, x] * Xp[n, window(y, x)]``
-    - ``dXp[n, window(y, x)] += sum_k dA[n, k, y, x] * w[k]``
+    - ``dw[k] = sum_{n, y, x} dA[n, k, y, x] * Xp[n, group(k), window(y, x)]``
+    - ``dXp[n, group(k), window(y, x)] += sum_k dA[n, k, y, x] * w[k]``
+    - ``db[k] = sum_{n, y, x} dA[n, k, y, x]``
 
     and ``dX`` is ``dXp`` carried back through the padding (cropped for zero
     padding; folded back onto the pixels they copy for the other borders).
 
     Parameters
     ----------
-    X, w, padding, stride, flip, border
+    X, w, b, padding, stride, dilation, groups, flip, border
         As for :func:`conv_forward`.
     dA : array_like, the output's shape, optional
         The upstream gradient ``dL/dA``.  All ones when omitted (the lab's default).
@@ -159,25 +216,36 @@ def conv_backward(X, w, dA=None, *, padding: Padding = "valid", stride=1, flip: 
     Returns
     -------
     dict
-        ``{'X': dX, 'w': dw}`` with X's and w's shapes.  For a batch, ``dw``
-        sums over the batch.
+        ``{'X': dX, 'w': dw}`` with X's and w's shapes, plus ``'b': db`` in
+        b's shape when a bias was given.  For a batch, ``dw`` and ``db`` sum
+        over the batch.
     """
-    X3, w3, squeeze = _prepare(X, w)
-    pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
-    w_eff = w3[:, ::-1, ::-1] if flip else w3
-    padded_hw = (X3.shape[1] + sum(pads[0]), X3.shape[2] + sum(pads[1]))
-    out_shape = _output_hw(padded_hw, w3.shape[1:], strides)
-    dA4 = _upstream(dA, (X3.shape[0], w3.shape[0]) + out_shape, squeeze)
-
-    if _fastconv.choose_backward(w3.shape[0], strides) == "taps":
-        dX3, dw_eff = _backward_taps(X3, w_eff, dA4, pads, border)
+    if _channels_form(X, w, dilation, groups):
+        X4, w4, squeeze = _prepare_channels(X, w, groups)
+        bias = _bias(b, w4.shape[0])
+        dilations = _pair(dilation, "dilation", minimum=1)
+        pads, strides = _geometry(X4.shape[2:], w4.shape[2:], padding, stride, dilation)
+        Xp = _pad(X4, pads, border)
+        out_hw = _channels.output_hw(Xp.shape[2:], w4.shape[2:], strides, dilations)
+        dA4 = _upstream(dA, (X4.shape[0], w4.shape[0]) + out_hw, squeeze)
+        dXp, dw_eff = _channels.backward(Xp, _flipped(w4, flip), dA4, strides, dilations, groups)
+        dX = _unpad(dXp, X4.shape, pads, border).reshape(np.shape(X))
+        grads = {"X": dX, "w": np.ascontiguousarray(_flipped(dw_eff, flip)).reshape(np.shape(w))}
     else:
-        dX3, dw_eff = _backward_general(X3, w_eff, dA4, pads, strides, border)
-
-    dw3 = dw_eff[:, ::-1, ::-1] if flip else dw_eff
-    dX = dX3[0] if squeeze[0] else dX3
-    dw = dw3[0] if squeeze[1] else dw3
-    return {"X": dX, "w": np.ascontiguousarray(dw)}
+        X3, w3, squeeze = _prepare(X, w)
+        bias = _bias(b, w3.shape[0])
+        pads, strides = _geometry(X3.shape[1:], w3.shape[1:], padding, stride)
+        padded_hw = (X3.shape[1] + sum(pads[0]), X3.shape[2] + sum(pads[1]))
+        dA4 = _upstream(dA, (X3.shape[0], w3.shape[0]) + _output_hw(padded_hw, w3.shape[1:], strides), squeeze)
+        if _fastconv.choose_backward(w3.shape[0], strides) == "taps":
+            dX3, dw_eff = _backward_taps(X3, _flipped(w3, flip), dA4, pads, border)
+        else:
+            dX3, dw_eff = _backward_general(X3, _flipped(w3, flip), dA4, pads, strides, border)
+        dw3 = _flipped(dw_eff, flip)
+        grads = {"X": dX3[0] if squeeze[0] else dX3, "w": np.ascontiguousarray(dw3[0] if squeeze[1] else dw3)}
+    if bias is not None:
+        grads["b"] = dA4.sum(axis=(0, 2, 3)).reshape(bias.shape)
+    return grads
 
 
 def _backward_general(X3, w, dA4, pads, strides, border):
@@ -241,13 +309,74 @@ def _prepare(X, w, *, keep_dtype: bool = False):
     X = X if real else _as_float(X, "X")
     w = _as_float(w, "w")
     if X.ndim not in (2, 3):
-        raise ShapeError(f"X must have shape (H, W) or (N, H, W); got shape {X.shape}")
+        raise ShapeError(f"X must have shape (H, W), (N, H, W) or (N, C, H, W); got shape {X.shape}")
     if w.ndim not in (2, 3):
-        raise ShapeError(f"w must have shape (Fh, Fw) or (K, Fh, Fw); got shape {w.shape}")
+        raise ShapeError(f"w must have shape (Fh, Fw), (K, Fh, Fw) or (K, C // groups, Fh, Fw); got shape {w.shape}")
     if 0 in X.shape or 0 in w.shape:
         raise ShapeError(f"X and w must not be empty; got X {X.shape} and w {w.shape}")
     squeeze = (X.ndim == 2, w.ndim == 2)
     return (X[None] if squeeze[0] else X), (w[None] if squeeze[1] else w), squeeze
+
+
+def _channels_form(X, w, dilation, groups) -> bool:
+    """Whether the channels path computes this call: a 4-D form, dilation or groups."""
+    return np.ndim(w) == 4 or np.ndim(X) == 4 or _pair(dilation, "dilation", minimum=1) != (1, 1) or groups != 1
+
+
+def _prepare_channels(X, w, groups):
+    """float64 ``(N, C, H, W)`` images and ``(K, C/groups, Fh, Fw)`` kernels, and which axes to squeeze out.
+
+    One-channel forms (2-D/3-D ``X`` and ``w``, here because of ``dilation``)
+    become ``C = 1``; one ``(C, H, W)`` image with a 4-D ``w`` becomes ``N = 1``.
+    """
+    X, w = _as_float(X, "X"), _as_float(w, "w")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ParameterError(f"groups must be a whole number >= 1; got {groups!r}")
+    if X.ndim in (2, 3) and w.ndim in (2, 3):
+        squeeze = (X.ndim == 2, w.ndim == 2)
+        X4, w4 = X.reshape((-1, 1) + X.shape[-2:]), w.reshape((-1, 1) + w.shape[-2:])
+    elif w.ndim == 4 and X.ndim in (3, 4):
+        squeeze = (X.ndim == 3, False)
+        X4, w4 = (X[None] if X.ndim == 3 else X), w
+    elif w.ndim == 4:
+        raise ShapeError(
+            f"with w of shape (K, C // groups, Fh, Fw), X must have shape (N, C, H, W) or (C, H, W); got shape {X.shape}"
+        )
+    elif X.ndim == 4:
+        raise ShapeError(
+            f"X of shape {X.shape} is (N, C, H, W) and needs w of shape (K, C // groups, Fh, Fw); got w shape {w.shape}"
+        )
+    else:
+        raise ShapeError(f"X must have shape (H, W), (N, H, W) or (N, C, H, W); got shape {X.shape} (w {w.shape})")
+    if 0 in X4.shape or 0 in w4.shape:
+        raise ShapeError(f"X and w must not be empty; got X {X.shape} and w {w.shape}")
+    c, (k, cg) = X4.shape[1], w4.shape[:2]
+    if c % groups:
+        raise ParameterError(f"groups must divide the input channels C = {c}; got groups={groups}")
+    if k % groups:
+        raise ParameterError(f"groups must divide the number of kernels K = {k} (w.shape[0]); got groups={groups}")
+    if cg * groups != c:
+        raise ShapeError(
+            f"w.shape[1] must be C // groups = {c // groups} (X has C = {c} channels, groups={groups});"
+            f" got w shape {w.shape}"
+        )
+    return X4, w4, squeeze
+
+
+def _bias(b, n_kernels: int) -> "np.ndarray | None":
+    """The bias as a float64 array of shape ``(K,)`` (or ``()`` for one kernel), or None."""
+    if b is None:
+        return None
+    b = _as_float(b, "b")
+    if b.shape == (n_kernels,) or (b.ndim == 0 and n_kernels == 1):
+        return b
+    scalar = " or a scalar" if n_kernels == 1 else ""
+    raise ShapeError(f"b must have shape ({n_kernels},), one number per kernel{scalar}; got shape {b.shape}")
+
+
+def _flipped(w: np.ndarray, flip: bool) -> np.ndarray:
+    """The kernels rotated by 180 degrees on their last two axes when ``flip``."""
+    return w[..., ::-1, ::-1] if flip else w
 
 
 def _squeeze(A: np.ndarray, squeeze) -> np.ndarray:

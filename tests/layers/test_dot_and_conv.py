@@ -176,9 +176,9 @@ def test_bad_options_raise_parameter_error(kwargs, message):
 @pytest.mark.parametrize(
     "X, w, message",
     [
-        (np.ones(5), np.ones((3, 3)), r"X must have shape \(H, W\) or \(N, H, W\); got shape \(5,\)"),
-        (np.ones((2, 2, 5, 5)), np.ones((3, 3)), r"got shape \(2, 2, 5, 5\)"),
-        (np.ones((5, 5)), np.ones(3), r"w must have shape \(Fh, Fw\) or \(K, Fh, Fw\); got shape \(3,\)"),
+        (np.ones(5), np.ones((3, 3)), r"X must have shape \(H, W\), \(N, H, W\) or \(N, C, H, W\); got shape \(5,\)"),
+        (np.ones((2, 2, 5, 5)), np.ones((3, 3)), r"X of shape \(2, 2, 5, 5\) is \(N, C, H, W\) and needs w of shape \(K, C // groups, Fh, Fw\); got w shape \(3, 3\)"),
+        (np.ones((5, 5)), np.ones(3), r"w must have shape \(Fh, Fw\), \(K, Fh, Fw\) or \(K, C // groups, Fh, Fw\); got shape \(3,\)"),
         (np.ones((0, 5)), np.ones((1, 1)), r"must not be empty"),
         ([["a", "b"]], np.ones((1, 1)), r"X must be an array of numbers"),
     ],
