@@ -9,9 +9,11 @@ right.  ``convcli convolve --flip`` turns any of them into a true convolution.
 
 1. a name from :data:`FILTERS`;
 2. an existing file: ``.txt``/``.csv`` (rows of numbers separated by spaces or
-   commas, ``#`` comments), ``.json`` (a nested list) or ``.npy`` (a 2-D array);
+   commas, ``#`` comments), ``.json`` (a nested list) or ``.npy`` (a 2-D array
+   ``(Fh, Fw)``, or ``(C, Fh, Fw)``: one output channel of a conv layer, which
+   sums over the C channels of a colour image);
 3. an inline matrix such as ``"1,2,1;0,0,0;-1,-2,-1"`` (rows separated by
-   ``;``, values by ``,`` or spaces).
+   ``;``, values by ``,`` or spaces), or the JSON form ``"[[1,2,1],[0,0,0],[-1,-2,-1]]"``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ KERNEL_FILE_TYPES = (".txt", ".csv", ".json", ".npy")
 class Filter:
     """A kernel with a name and a one-line description.
 
-    ``kernel`` is stored as a read-only 2-D float64 copy, shape ``(Fh, Fw)``.
+    ``kernel`` is stored as a read-only float64 copy, shape ``(Fh, Fw)``, or
+    ``(C, Fh, Fw)`` for a kernel over C input channels (from a ``.npy`` file).
     Two filters are equal when name, description and kernel values agree.
     """
 
@@ -44,8 +47,10 @@ class Filter:
 
     def __post_init__(self) -> None:
         kernel = np.array(self.kernel, dtype=np.float64)  # a private copy
-        if kernel.ndim != 2 or 0 in kernel.shape:
-            raise KernelError(f"kernel '{self.name}' must be a non-empty 2-D array; got shape {kernel.shape}")
+        if kernel.ndim not in (2, 3) or 0 in kernel.shape:
+            raise KernelError(
+                f"kernel '{self.name}' must be a non-empty (Fh, Fw) or (C, Fh, Fw) array; got shape {kernel.shape}"
+            )
         kernel.setflags(write=False)
         object.__setattr__(self, "kernel", kernel)
 
@@ -63,8 +68,13 @@ class Filter:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(Fh, Fw)``."""
-        return self.kernel.shape  # type: ignore[return-value]
+        """``(Fh, Fw)``, the window (also for a ``(C, Fh, Fw)`` kernel)."""
+        return self.kernel.shape[-2:]  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> "int | None":
+        """``C`` for a ``(C, Fh, Fw)`` kernel, None for a 2-D one."""
+        return int(self.kernel.shape[0]) if self.kernel.ndim == 3 else None
 
 
 # ----------------------------------------------------------------------------- the library
@@ -161,8 +171,9 @@ def load_kernel(spec: str) -> Filter:
     Parameters
     ----------
     spec : str
-        ``"sobel-x"``, ``"kernels/ridge.txt"`` or ``"1,2,1;0,0,0;-1,-2,-1"``.
-        Numbers may be written as fractions (``1/9``).
+        ``"sobel-x"``, ``"kernels/ridge.txt"``, ``"1,2,1;0,0,0;-1,-2,-1"`` or
+        ``"[[1,2,1],[0,0,0],[-1,-2,-1]]"``.  Numbers in the ``;`` form may be
+        written as fractions (``1/9``).
 
     Returns
     -------
@@ -185,6 +196,8 @@ def load_kernel(spec: str) -> Filter:
     path = Path(spec).expanduser()
     if path.is_file():
         return _load_file(path)
+    if spec.startswith("["):  # the JSON form, as in a .json file
+        return Filter("inline", _parse_json(spec, f"inline kernel '{spec}'"), f"Inline matrix '{spec}'.")
     if path.is_dir():
         raise KernelError(f"kernel '{spec}' is a folder; give a kernel file ({', '.join(KERNEL_FILE_TYPES)})")
     looks_numeric = _MATRIX_CHARS.match(spec) is not None  # "1/9,1/9;..." has slashes but is no path
@@ -237,8 +250,15 @@ def _load_npy(path: Path, where: str) -> np.ndarray:
         raise KernelError(f"{where} is an .npz archive; save one 2-D array with numpy.save")
     if array.dtype.kind not in "biuf":
         raise KernelError(f"{where} holds {array.dtype} values; expected a 2-D array of numbers")
-    if array.ndim != 2:
-        raise KernelError(f"{where} holds an array of shape {array.shape}; expected a 2-D array")
+    if array.ndim not in (2, 3):
+        raise KernelError(
+            f"{where} holds an array of shape {array.shape}; expected (Fh, Fw), or (C, Fh, Fw) for a kernel "
+            "over the C channels of a colour image (with --color)"
+        )
+    if array.ndim == 3:
+        C, Fh, Fw = array.shape
+        flat = _check_values(array.astype(np.float64).reshape(C * Fh, Fw), where)
+        return flat.reshape(array.shape)
     return _check_values(array.astype(np.float64), where)
 
 

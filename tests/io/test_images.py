@@ -385,7 +385,8 @@ def test_decompression_bombs(tmp_path, monkeypatch):
     with pytest.raises(ImageFormatError) as err:
         open_source(path)
     assert str(err.value) == (f"input '{path}' has 10000x6000 = 60,000,000 pixels, more than the limit of "
-                              "50,000,000 (decompression-bomb protection)")
+                              "50,000,000 (decompression-bomb protection); raise it with --max-pixels N or "
+                              "CONVCLI_MAX_PIXELS=N (0: no limit)")
     monkeypatch.setattr(pictures, "MAX_PIXELS", 20)
     with pytest.raises(ImageFormatError, match=r"has 5x5 = 25 pixels, more than the limit of 20"):
         open_source(write(tmp_path, "small.png", png_bytes(np.zeros((5, 5), np.uint8))))

@@ -182,8 +182,10 @@ def test_npy_files(tmp_path):
     assert flt.name == "k" and flt.kernel.dtype == np.float64
     np.testing.assert_array_equal(flt.kernel, [[0, 1, 2], [3, 4, 5]])
     cases = {
-        "1d": (np.ones(3), "holds an array of shape (3,); expected a 2-D array"),
-        "3d": (np.ones((2, 2, 2)), "holds an array of shape (2, 2, 2); expected a 2-D array"),
+        "1d": (np.ones(3), "holds an array of shape (3,); expected (Fh, Fw), or (C, Fh, Fw) for a kernel over the "
+               "C channels of a colour image (with --color)"),
+        "4d": (np.ones((1, 2, 2, 2)), "holds an array of shape (1, 2, 2, 2); expected (Fh, Fw), or (C, Fh, Fw) "
+               "for a kernel over the C channels of a colour image (with --color)"),
         "empty": (np.ones((0, 3)), "holds no numbers; expected a non-empty 2-D array"),
         "nan": (np.array([[1.0, np.nan]]), ", row 1, value 2: nan is not finite; kernels need finite numbers"),
         "str": (np.array([["a", "b"]]), "holds <U1 values; expected a 2-D array of numbers"),

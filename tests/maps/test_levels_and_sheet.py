@@ -49,7 +49,7 @@ def test_to_uint8_exact_values():
     np.testing.assert_array_equal(to_uint8(A, "abs"), [[85, 0], [85, 255]])
     np.testing.assert_array_equal(to_uint8(A, "signed"), [[85, 128], [170, 255]])
     np.testing.assert_array_equal(to_uint8(np.array([[-3.0, 300.4]]), "clip"), [[0, 255]])
-    np.testing.assert_array_equal(to_uint8(np.full((2, 2), 7.0), "minmax"), np.zeros((2, 2)))
+    np.testing.assert_array_equal(to_uint8(np.full((2, 2), 7.0), "minmax"), np.full((2, 2), 128))  # mid-grey
     np.testing.assert_array_equal(to_uint8(np.zeros((2, 2)), "signed"), np.full((2, 2), 128))
     with pytest.raises(ParameterError, match="normalize must be one of minmax, abs, clip, signed; got 'log'"):
         to_uint8(A, "log")
@@ -87,7 +87,7 @@ def test_limits_set_the_scale():
     np.testing.assert_array_equal(to_uint8(A, "abs", limits=(-4.0, 2.0)), [[64, 0, 64]])
     np.testing.assert_array_equal(to_uint8(A, "signed", limits=(-0.5, 5.0)), [[102, 128, 153]])
     np.testing.assert_array_equal(to_uint8(A, "clip", limits=(-9.0, 9.0)), [[0, 0, 1]])
-    np.testing.assert_array_equal(to_uint8(A, "minmax", limits=(2.0, 2.0)), [[0, 0, 0]])
+    np.testing.assert_array_equal(to_uint8(A, "minmax", limits=(2.0, 2.0)), [[128, 128, 128]])
 
 
 def test_the_peak_of_int8_counts_minus_128():

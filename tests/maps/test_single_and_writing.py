@@ -138,7 +138,11 @@ def test_verification_tolerance_counts_the_int8_minimum():
 def test_map_stats():
     stats = map_stats(np.array([[1.0, -2.0], [4.0, 5.0]]))
     assert (stats.shape, stats.min, stats.max, stats.mean) == ((2, 2), -2.0, 5.0, 2.0)
-    assert str(stats) == "shape 2x2  min -2  max 5  mean 2"
+    assert stats.std == pytest.approx(np.sqrt((1 + 16 + 4 + 9) / 4)) and not stats.constant
+    assert str(stats) == f"shape 2x2  min -2  max 5  mean 2  std {np.sqrt(7.5):.6g}"
+    flat = map_stats(np.full((3, 2), 4.0))
+    assert flat.constant and str(flat) == "shape 3x2  min 4  max 4  mean 4  std 0  (constant map: every value is the same)"
+    assert flat.to_dict() == {"shape": [3, 2], "min": 4.0, "max": 4.0, "mean": 4.0, "std": 0.0, "constant": True}
 
 
 def test_preview_levels_shrinks_and_keeps_thin_edges():
@@ -222,10 +226,14 @@ def test_write_refusals_leave_files_alone(tmp_path):
     with pytest.raises(OutputError, match="output folder '.*missing' does not exist; create it first"):
         write_map(tmp_path / "missing" / "m.png", np.ones((2, 2)))
     with pytest.raises(OutputError) as err:
-        write_map(tmp_path / "m.jpg", np.ones((2, 2)))
-    assert str(err.value) == f"output '{tmp_path / 'm.jpg'}' has extension '.jpg'; accepted: .png, .npy, .tif, .tiff"
+        write_map(tmp_path / "m.gif", np.ones((2, 2)))
+    assert str(err.value) == (f"output '{tmp_path / 'm.gif'}' has extension '.gif'; accepted: .png, .jpg, .jpeg, "
+                              ".webp, .bmp, .npy, .tif, .tiff")
     with pytest.raises(OutputError, match="has no extension"):
         output_format("map")
+    with pytest.raises(OutputError) as err:
+        output_format(tmp_path)
+    assert str(err.value) == f"output '{tmp_path}' is a folder; give a file name such as '{tmp_path / 'map.png'}'"
     assert sorted(os.listdir(tmp_path)) == ["keep.png"]
 
 
