@@ -38,7 +38,7 @@ RULES = {
     "layers": ({"errors"}, {"numpy"}),
     "checking": ({"errors", "layers"}, {"numpy"}),
     "io": ({"errors", "layers"}, {"numpy", "PIL"}),
-    "maps": ({"errors", "layers", "io"}, {"numpy", "scipy", "PIL"}),
+    "maps": ({"errors", "layers", "io"}, {"numpy", "scipy", "PIL", "matplotlib"}),  # matplotlib: lazily, --cmap
     "gradcheck": ({"errors", "layers", "checking", "io"}, {"numpy", "scipy"}),
     "cli": ({"errors", "layers", "checking", "io", "maps", "gradcheck"}, {"click", "rich", "numpy"}),
     # the package itself: ``__init__`` imports nothing, ``__main__`` starts the CLI
