@@ -9,7 +9,7 @@ errors        nothing                                     nothing
 layers        errors                                      numpy
 checking      errors, layers                              numpy
 io            errors, layers                              numpy, PIL
-maps          errors, layers, io                          numpy, scipy, PIL
+maps          errors, layers, io                          numpy, scipy, PIL (matplotlib lazily, --cmap)
 gradcheck     errors, layers, checking, io                numpy, scipy
 cli           everything                                  click, rich, numpy
 ============  ==========================================  ============================
