@@ -218,3 +218,30 @@ def test_min_cell_is_at_least_96():
     img = np.zeros((50, 50), np.uint8)
     sheet = contact_sheet([("a", img, [img])], ["box"])
     assert sheet.shape[1] == 2 * 10 + 2 * 100 + 6  # 50 px doubled to 100 >= 96
+
+
+def test_apply_cmap_takes_matplotlibs_colours():
+    import matplotlib
+
+    from convcli.maps.levels import apply_cmap, colormap_names
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb = apply_cmap(levels, "RdBu_r")
+    expected = np.rint(matplotlib.colormaps["RdBu_r"](np.arange(256))[:, :3] * 255).reshape(16, 16, 3)
+    assert rgb.dtype == np.uint8 and rgb.shape == (16, 16, 3) and np.abs(rgb - expected).max() <= 1
+    assert apply_cmap(np.zeros((2, 3, 4), np.uint8), "gray").shape == (2, 3, 4, 3)
+    assert "viridis" in colormap_names() and "RdBu_r" in colormap_names()
+    with pytest.raises(ParameterError, match="apply_cmap takes uint8 grey levels; got float64"):
+        apply_cmap(np.zeros((2, 2)), "gray")
+
+
+def test_contact_sheet_in_colour_when_a_map_is():
+    from convcli.maps.sheet import contact_sheet
+
+    grey = np.zeros((8, 8), np.uint8)
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    sheet = contact_sheet([("a", grey, [red])], ["r"])
+    assert sheet.ndim == 3 and sheet.shape[2] == 3
+    assert ((sheet[..., 0] == 255) & (sheet[..., 1] == 0)).any()  # the red map is there
+    assert contact_sheet([("a", grey, [grey])], ["g"]).ndim == 2

@@ -17,6 +17,7 @@ from convcli.maps.single import (
     convolve_map,
     map_picture,
     map_stats,
+    pipeline_map,
     preview_levels,
     scipy_reference,
     verify_map,
@@ -76,6 +77,37 @@ def test_map_picture_is_the_whole_maps_picture_made_strip_by_strip(h, w, fh, fw,
     whole = map_stats(A)
     assert (stats.shape, stats.min, stats.max) == (whole.shape, whole.min, whole.max)
     assert stats.mean == pytest.approx(whole.mean, rel=1e-12, abs=1e-12 * np.abs(A).max())
+    assert stats.std == pytest.approx(whole.std, rel=1e-9, abs=1e-9 * np.abs(A).max())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(5, 14), st.integers(5, 14), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from(["valid", "full", 1]), st.integers(1, 2), st.booleans(),
+       st.sampled_from(["zero", "reflect", "edge"]), st.integers(0, 2**31))
+def test_channel_sum_and_pipeline_match_loops_over_scipy(h, w, C, fh, fw, padding, stride, flip, border, seed):
+    """A (C, Fh, Fw) kernel is the sum of C per-channel correlations; a pipeline is correlations in turn."""
+    rng = np.random.default_rng(seed)
+    X, k3, k2 = rng.normal(size=(h, w, C)), rng.normal(size=(C, fh, fw)), rng.normal(size=(fh, fw))
+    options = dict(padding=padding, stride=stride, flip=flip, border=border)
+    pads = {"valid": ((0, 0), (0, 0)), "full": ((fh - 1,) * 2, (fw - 1,) * 2), 1: ((1, 1), (1, 1))}[padding]
+    mode = {"zero": "constant", "reflect": "reflect", "edge": "edge"}[border]
+
+    def reference(plane, kernel):
+        kernel = np.rot90(kernel, 2) if flip else kernel
+        padded = np.pad(plane, pads, mode=mode) if padding != "valid" else plane
+        return signal.correlate2d(padded, kernel, mode="valid")[::stride, ::stride]
+
+    try:
+        summed = sum(reference(X[..., c], k3[c]) for c in range(C))
+        expected = reference(summed, k2)
+    except ValueError:  # numpy cannot reflect-pad this much, or a map is empty: convcli refuses too
+        return
+    if 0 in expected.shape:
+        return
+    A = pipeline_map(X, [k3, k2], **options)
+    scale = np.abs(X).max() * np.abs(k3).sum() * np.abs(k2).sum()
+    assert A.shape == expected.shape and np.abs(A - expected).max() <= 1e-12 * scale
+    assert verify_map(X, [k3, k2], A, **options)
 
 
 def test_map_picture_takes_grey_images_and_names_a_kernel_that_does_not_fit():
