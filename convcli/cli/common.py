@@ -133,8 +133,11 @@ def max_pixels_option(func: Callable[..., Any]) -> Callable[..., Any]:
 _RAMP = " .:-=+*#%@"
 
 
-def preview(console, A, normalize: str):
-    """A rich Text picture of the map: coloured half blocks on a colour terminal, shade characters elsewhere."""
+def preview(console, A, normalize: str, cmap: "str | None" = None):
+    """A rich Text picture of the map: coloured half blocks on a colour terminal, shade characters elsewhere.
+
+    With ``cmap`` (a one-channel map on a 256-colour or true-colour terminal) the blocks take that colour map.
+    """
     from rich.text import Text
 
     from convcli.maps import single as maps
@@ -147,6 +150,10 @@ def preview(console, A, normalize: str):
         rows = ("".join(_RAMP[int(v) * len(_RAMP) // 256] * 2 for v in row) for row in grey.tolist())
         return Text("\n".join(rows))
     levels = maps.preview_levels(A, normalize=normalize, max_width=min(64, width), max_height=48)
+    if cmap is not None and levels.ndim == 2:
+        from convcli.maps.levels import apply_cmap
+
+        levels = apply_cmap(levels, cmap)
     rgb = (levels if levels.ndim == 3 else levels[..., None].repeat(3, axis=2)).tolist()
     for y in range(0, len(rgb), 2):
         if y:

@@ -26,5 +26,9 @@ def complete_filter_name(ctx, param, incomplete: str) -> list[CompletionItem]:
 
 
 def complete_kernel(ctx, param, incomplete: str) -> list[CompletionItem]:
-    """Filter names starting with ``incomplete``, then the shell's own file completion (kernel files)."""
-    return _names(incomplete) + [CompletionItem(incomplete, type="file")]
+    """The shell's own file completion (kernel files), then filter names starting with ``incomplete``.
+
+    The file item comes first: click's bash script empties its list when it
+    meets one and falls back to file names only when no name matched.
+    """
+    return [CompletionItem(incomplete, type="file")] + _names(incomplete)

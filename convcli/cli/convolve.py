@@ -161,7 +161,7 @@ def _convolve(image, kernel_specs, output, padding, border, stride, flip, index,
     if as_json:
         click.echo(json.dumps(_stats_json(stats, steps, source, index, output)))
     elif output is None and not quiet:
-        _show(label, A, stats, normalize, options)
+        _show(label, A, stats, normalize, cmap, options)
     if check is not None and not quiet:
         console = stderr_console() if output == "-" or as_json else stdout_console()
         console.print(str(check), markup=False, highlight=False, soft_wrap=True)
@@ -217,7 +217,7 @@ def _warn_picture_only(output, picture, quiet) -> None:
                                f"'{output}' keeps the raw values", markup=False, highlight=False, soft_wrap=True)
 
 
-def _show(label, A, stats, normalize, options) -> None:
+def _show(label, A, stats, normalize, cmap, options) -> None:
     """The summary and terminal preview printed when there is no -o."""
     console = stdout_console()
     padding = options["padding"]
@@ -225,6 +225,7 @@ def _show(label, A, stats, normalize, options) -> None:
     settings += f", stride {options['stride']}" + (", flipped (true convolution)" if options["flip"] else "")
     console.print(f"{label}, {settings}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"activation map: {stats}", markup=False, highlight=False, soft_wrap=True)
-    console.print(preview(console, A, normalize))
-    console.print(f"(preview: --normalize {normalize}; write the map with -o map.png, .npy or .tif)",
+    console.print(preview(console, A, normalize, cmap if A.ndim == 2 else None))
+    shown = f"--normalize {normalize}" + (f", --cmap {cmap}" if cmap and A.ndim == 2 else "")
+    console.print(f"(preview: {shown}; write the map with -o map.png, .npy or .tif)",
                   markup=False, highlight=False, soft_wrap=True, style="dim")

@@ -94,7 +94,7 @@ def list_filters(fmt: str) -> None:
 @click.argument("kernel_spec", metavar="NAME|KERNEL", shell_complete=complete_kernel)
 @conv_options
 @click.option("--normalize", type=click.Choice(NORMALIZATIONS), default="minmax", show_default=True,
-              help=NORMALIZE_HELP.replace("pictures", "the preview"))
+              help=NORMALIZE_HELP.replace("How pictures map", "How the preview maps"))
 @handle_errors
 def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
     """Show a filter: matrix, properties, preview.

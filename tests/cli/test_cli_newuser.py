@@ -198,6 +198,21 @@ def test_cmap_colours_the_levels_with_matplotlibs_map(tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_cmap_colours_the_terminal_preview():
+    import matplotlib
+    from rich.console import Console
+
+    from convcli.cli.common import preview
+
+    A = np.arange(12.0).reshape(3, 4)
+    text = preview(Console(color_system="truecolor", width=80, file=io.StringIO()), A, "minmax", "viridis")
+    top, bottom = (np.rint(np.array(matplotlib.colormaps["viridis"](v)[:3]) * 255).astype(int)
+                   for v in levels_reference(A)[:2, 1])
+    assert str(text.split("\n")[0].spans[1].style) == "rgb({},{},{}) on rgb({},{},{})".format(*top, *bottom)
+    shown = run("convolve", "-k", "edge-h", "--cmap", "RdBu_r", "--normalize", "signed")
+    assert shown.exit_code == 0 and "(preview: --normalize signed, --cmap RdBu_r;" in shown.stdout
+
+
 def test_cmap_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     refused(run("convolve", "-k", "box", "--cmap", "viridis", "-o", tmp_path / "x.png"),
@@ -258,10 +273,10 @@ def completions(args, incomplete):
 
 
 def test_completion_of_filter_names():
-    assert completions(["convolve", "-k"], "sob") == [("sobel-x", "plain"), ("sobel-y", "plain"), ("sob", "file")]
+    assert completions(["convolve", "-k"], "sob") == [("sob", "file"), ("sobel-x", "plain"), ("sobel-y", "plain")]
     assert completions(["filters", "render", "-f"], "lap") == [("laplacian", "plain"), ("laplacian-8", "plain")]
-    assert completions(["filters", "show"], "kirsch-") == [(f"kirsch-{d}", "plain") for d in "nesw"] + [
-        ("kirsch-", "file")]
+    assert completions(["filters", "show"], "kirsch-") == [("kirsch-", "file")] + [(f"kirsch-{d}", "plain")
+                                                                                 for d in "nesw"]
     assert completions(["filters", "render", "-k"], "ridge") == [("ridge", "file")]  # files only
 
 
