@@ -75,7 +75,7 @@ def levels_reference(A, mode: str = "minmax") -> np.ndarray:
     A = np.asarray(A, dtype=np.float64)
     if mode == "minmax":
         lo, hi = A.min(), A.max()
-        levels = np.zeros(A.shape) if hi == lo else np.rint(255 * (A - lo) / (hi - lo))
+        levels = np.full(A.shape, 128.0) if hi == lo else np.rint(255 * (A - lo) / (hi - lo))
     elif mode == "clip":
         levels = np.rint(A)
     else:

@@ -9,7 +9,7 @@ errors        nothing                                     nothing
 layers        errors                                      numpy
 checking      errors, layers                              numpy
 io            errors, layers                              numpy, PIL
-maps          errors, layers, io                          numpy, scipy, PIL (dask, distributed, zarr lazily)
+maps          errors, layers, io                          numpy, scipy, PIL (lazily: matplotlib; dask, distributed, zarr)
 gradcheck     errors, layers, checking, io                numpy, scipy
 cli           everything                                  click, rich, numpy
 ============  ==========================================  ============================
@@ -38,8 +38,8 @@ RULES = {
     "layers": ({"errors"}, {"numpy"}),
     "checking": ({"errors", "layers"}, {"numpy"}),
     "io": ({"errors", "layers"}, {"numpy", "PIL"}),
-    # dask, distributed and zarr: the optional extra convcli[dask], imported lazily in maps.zarrstore
-    "maps": ({"errors", "layers", "io"}, {"numpy", "scipy", "PIL", "dask", "distributed", "zarr"}),
+    # lazily, for the optional extras: matplotlib (convcli[cmap], --cmap), dask/distributed/zarr (convcli[dask])
+    "maps": ({"errors", "layers", "io"}, {"numpy", "scipy", "PIL", "matplotlib", "dask", "distributed", "zarr"}),
     "gradcheck": ({"errors", "layers", "checking", "io"}, {"numpy", "scipy"}),
     "cli": ({"errors", "layers", "checking", "io", "maps", "gradcheck"}, {"click", "rich", "numpy"}),
     # the package itself: ``__init__`` imports nothing, ``__main__`` starts the CLI

@@ -48,6 +48,13 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(SUBCOMMANDS)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """As click's, with "Did you mean 'convolve'?" for a near miss (click looks only at loaded commands)."""
+        name = args[0] if args else ""
+        if name in SUBCOMMANDS or ctx.resilient_parsing or name.startswith("-"):
+            return super().resolve_command(ctx, args)
+        raise click.exceptions.NoSuchCommand(name, possibilities=list(SUBCOMMANDS), ctx=ctx)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in SUBCOMMANDS:
             return None

@@ -181,18 +181,39 @@ def conv_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+#: The ``--normalize`` formulas (a is a map value), for every command's --help.
+NORMALIZE_HELP = (
+    "How pictures map values a to 0..255.  minmax: 255*(a - min)/(max - min) (a constant map is all 128); "
+    "abs: 255*|a|/max|a|; clip: a rounded and clipped to 0..255; signed: 127.5 + 127.5*a/max|a|, so 0 -> 128."
+)
+
+
 def picture_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """``--normalize``, ``--size`` and ``--force`` (shared by every command that writes PNGs)."""
+    """``--normalize``, ``--cmap``, ``--size``, ``--force`` and ``--max-pixels`` (commands that write pictures)."""
+    func = max_pixels_option(func)
     func = click.option("--force", is_flag=True, help="Overwrite existing output.")(func)
     func = click.option(
         "--size", type=click.IntRange(min=1), default=None, metavar="PX",
         help="Upscale (nearest neighbour) so the longer side is PX pixels.",
     )(func)
     func = click.option(
-        "--normalize", type=click.Choice(NORMALIZATIONS), default="minmax", show_default=True,
-        help="How PNG output maps values to 0..255.",
+        "--cmap", default=None, metavar="NAME",
+        help="Colour the 8-bit picture with matplotlib's colour map NAME (needs convcli[cmap]).  For signed "
+             "maps (edges) use a diverging map with --normalize signed, e.g. --cmap RdBu_r: 0 is the middle colour.",
+    )(func)
+    func = click.option(
+        "--normalize", type=click.Choice(NORMALIZATIONS), default="minmax", show_default=True, help=NORMALIZE_HELP,
     )(func)
     return func
+
+
+def max_pixels_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--max-pixels N`` (env ``CONVCLI_MAX_PIXELS``): the input size limit; 0 means none."""
+    return click.option(
+        "--max-pixels", type=click.IntRange(min=0), default=None, envvar="CONVCLI_MAX_PIXELS", metavar="N",
+        help="Largest input picture in pixels (decompression-bomb protection); 0: no limit.  "
+             "Env: CONVCLI_MAX_PIXELS.  [default: 50000000]",
+    )(func)
 
 
 # ---------------------------------------------------------------- terminal preview
@@ -201,8 +222,11 @@ def picture_options(func: Callable[..., Any]) -> Callable[..., Any]:
 _RAMP = " .:-=+*#%@"
 
 
-def preview(console, A, normalize: str):
-    """A rich Text picture of the map: coloured half blocks on a colour terminal, shade characters elsewhere."""
+def preview(console, A, normalize: str, cmap: "str | None" = None):
+    """A rich Text picture of the map: coloured half blocks on a colour terminal, shade characters elsewhere.
+
+    With ``cmap`` (a one-channel map on a 256-colour or true-colour terminal) the blocks take that colour map.
+    """
     from rich.text import Text
 
     from convcli.maps import single as maps
@@ -215,6 +239,10 @@ def preview(console, A, normalize: str):
         rows = ("".join(_RAMP[int(v) * len(_RAMP) // 256] * 2 for v in row) for row in grey.tolist())
         return Text("\n".join(rows))
     levels = maps.preview_levels(A, normalize=normalize, max_width=min(64, width), max_height=48)
+    if cmap is not None and levels.ndim == 2:
+        from convcli.maps.levels import apply_cmap
+
+        levels = apply_cmap(levels, cmap)
     rgb = (levels if levels.ndim == 3 else levels[..., None].repeat(3, axis=2)).tolist()
     for y in range(0, len(rgb), 2):
         if y:

@@ -13,6 +13,7 @@ import click
 
 from convcli.cli.common import (
     NORMALIZATIONS,
+    NORMALIZE_HELP,
     CliError,
     Interrupted,
     check_stdin,
@@ -26,6 +27,7 @@ from convcli.cli.common import (
     stderr_console,
     stdout_console,
 )
+from convcli.cli.completion import complete_filter_name, complete_kernel
 from convcli.cli.render_arrays import check_options, render_arrays
 
 #: Where ``filters render`` writes when no -o is given.
@@ -94,52 +96,55 @@ def list_filters(fmt: str) -> None:
 
 
 @filters.command("show")
-@click.argument("kernel_spec", metavar="NAME|KERNEL")
+@click.argument("kernel_spec", metavar="NAME|KERNEL", shell_complete=complete_kernel)
 @conv_options
-@click.option(
-    "--normalize",
-    type=click.Choice(NORMALIZATIONS),
-    default="minmax",
-    show_default=True,
-    help="How the preview maps values to grey levels.",
-)
+@click.option("--normalize", type=click.Choice(NORMALIZATIONS), default="minmax", show_default=True,
+              help=NORMALIZE_HELP.replace("How pictures map", "How the preview maps"))
 @handle_errors
 def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
     """Show a filter: matrix, properties, preview.
 
     NAME is a filter of 'convcli filters list'; a kernel file or an inline
     matrix works too (as -k of convolve).  The preview is the activation map on
-    the bundled sample (a Fashion-MNIST ankle boot).
+    the bundled sample (a Fashion-MNIST ankle boot).  A .npy kernel of shape
+    (C, Fh, Fw) is one output channel of a conv layer: it is shown channel by
+    channel and previewed on the bundled colour scene, summing over R, G, B.
 
     \b
     Examples:
       convcli filters show edge-h
       convcli filters show laplacian --normalize signed
       convcli filters show '1,0,-1;2,0,-2;1,0,-1'
+      convcli filters show rgb_kernel.npy        # a (3, Fh, Fw) array
     """
     from convcli.io import images, kernels
     from convcli.maps import single as maps
 
     f = kernels.load_kernel(kernel_spec)
-    sample = images.default_sample()
-    X = images.read_image(sample)
+    colour = f.channels is not None
+    sample = images.SAMPLE_DIR / "scene-256.png" if colour else images.default_sample()
+    X = images.read_image(sample, color=colour)
     A = maps.convolve_map(X, f.kernel, padding=padding, border=border, names=(f"'{sample.name}'", f"'{f.name}'"))
 
     console = stdout_console()
     say = lambda text, **kw: console.print(text, markup=False, highlight=False, soft_wrap=True, **kw)  # noqa: E731
     say(f"{f.name} ({_size(f.kernel)})", style="bold")
     say(f.description)
-    say("")
-    for line in _matrix_lines(f.kernel):
-        say("  " + line)
-    say("")
     yes = {True: "yes", False: "no"}
-    say(
-        f"sum {_number(f.kernel.sum())} · zero-sum {yes[kernels.is_zero_sum(f.kernel)]}"
-        f" · separable {yes[kernels.is_separable(f.kernel)]}"
-    )
+    for c, plane in enumerate(f.kernel if colour else [f.kernel]):
+        say("")
+        if colour:
+            say(f"channel {c}" + (f" ({'RGB'[c]})" if f.channels == 3 else ""))
+        for line in _matrix_lines(plane):
+            say("  " + line)
+        say("")
+        say(
+            f"sum {_number(plane.sum())} · zero-sum {yes[kernels.is_zero_sum(plane)]}"
+            f" · separable {yes[kernels.is_separable(plane)]}"
+        )
     say("")
-    say(f"activation map on {sample.name} (padding {padding}): {maps.map_stats(A)}")
+    summed = ", summed over its channels" if colour else ""
+    say(f"activation map on {sample.name} (padding {padding}{summed}): {maps.map_stats(A)}")
     console.print(preview(console, A, normalize))
 
 
@@ -154,7 +159,8 @@ def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
     "names",
     multiple=True,
     metavar="NAME",
-    help="A named filter (repeatable).  Default: every named filter.",
+    shell_complete=complete_filter_name,
+    help="A named filter (repeatable).  Default: every named filter.  Kernel files and matrices go to -k.",
 )
 @click.option(
     "-k",
@@ -162,8 +168,9 @@ def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
     "kernel_specs",
     multiple=True,
     metavar="KERNEL",
-    help="A kernel file (.txt .csv .json .npy) or an inline matrix like '1,0,-1;2,0,-2;1,0,-1' "
-    "(repeatable; after the -f filters).",
+    shell_complete=complete_kernel,
+    help="A kernel file (.txt .csv .json .npy), a filter name, or an inline matrix like '1,0,-1;2,0,-2;1,0,-1' "
+    "or '[[1,0,-1],[2,0,-2]]' (repeatable; after the -f filters).",
 )
 @click.option(
     "--index",
@@ -208,8 +215,8 @@ def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors.")
 @click.pass_context
 @handle_errors
-def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normalize, size, force, out_dir, sheet,
-           fmt, dtype, scheduler, resume, quiet):
+def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normalize, cmap, size, force, max_pixels,
+           out_dir, sheet, fmt, dtype, scheduler, resume, quiet):
     """Render activation maps and a contact sheet, or one array of them all.
 
     Every filter (-f, -k; default: the whole library) on every INPUT.
@@ -218,12 +225,14 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
     .npz, - for stdin); with no INPUT, the bundled samples.  Writes
     DIR/<stem>/<filter>.png (DIR/<stem>-<index>/<filter>.png for indexed
     inputs), DIR/manifest.json (every file with its map's raw min and max)
-    and DIR/sheet.png.  A DIR that holds files is refused without --force;
-    with it, only the files written here are replaced: the old manifest.json
-    and sheet.png are deleted first and the new ones written last, so a run
-    that stops half-way never leaves a manifest describing other maps.  One
-    render at a time per DIR (a second one fails at once); links inside DIR
-    are never followed.
+    and DIR/sheet.png.  A DIR that holds only an earlier render (every file
+    listed in its manifest.json) is replaced: run the same command again.  A
+    DIR holding other files is refused without --force; with it, only the
+    files written here are replaced: the old manifest.json and sheet.png are
+    deleted first and the new ones written last, so a run that stops half-way
+    never leaves a manifest describing other maps.  One render at a time per
+    DIR (a second one fails at once); links inside DIR are never followed.
+    Runs of over 2,000 maps say first what they will write.
 
     --format npy writes every map of every item into DIR/maps.npy, shape
     (items, filters, H', W'), and --format zarr into the Zarr store
@@ -236,11 +245,21 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
     \b
     Examples:
       convcli filters render                                  # bundled samples, every filter
+      convcli filters render -f sobel-x -f sobel-y --normalize signed --cmap RdBu_r -o edges
       convcli filters render t10k-images-idx3-ubyte.gz --index 0:100 -f edge-h -f box -f sharpen
       convcli filters render photo.jpg -k '0,-1,0;-1,5,-1;0,-1,0' --padding same -o out --force
       convcli filters render train-images-idx3-ubyte.gz --padding same --format npy -o features
       convcli filters render train-images-idx3-ubyte.gz --padding same --format zarr --scheduler processes
     """
+    from convcli.io import pictures
+
+    with pictures.pixel_limit(max_pixels):
+        _render(ctx, inputs, names, kernel_specs, index, key, padding, border, normalize, cmap, size, force, out_dir,
+                sheet, fmt, dtype, scheduler, resume, quiet)
+
+
+def _render(ctx, inputs, names, kernel_specs, index, key, padding, border, normalize, cmap, size, force, out_dir, sheet,
+            fmt, dtype, scheduler, resume, quiet):
     import time
 
     from convcli.io import images, kernels
@@ -251,7 +270,7 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
         check_stdin("INPUT", sys.stdin)
     check_options(ctx, fmt)
     if fmt != "png":  # folders and glob patterns are inputs too: the array writers open them
-        chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
+        chosen = [_named_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
         return render_arrays(list(inputs) or batch.sample_inputs()[:1], chosen or list(kernels.FILTERS.values()),
                              out_dir, fmt=fmt, dtype=dtype, scheduler=scheduler, resume=resume, index=index,
                              key=key, padding=padding, border=border, size=size, force=force,
@@ -262,7 +281,7 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
         return lambda shape: [single.check_fits(s.shape, shape, padding=padding, names=(f"'{s.name}'", f"'{spec}'"))
                               for s in sources]
 
-    chosen = [kernels.get_filter(n) for n in names] + [kernels.load_kernel(k, check_shape=fits(k)) for k in kernel_specs]
+    chosen = [_named_filter(n) for n in names] + [kernels.load_kernel(k, check_shape=fits(k)) for k in kernel_specs]
     plan = batch.plan_render(
         sources,
         chosen or list(kernels.FILTERS.values()),
@@ -272,10 +291,18 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
         padding=padding,
         border=border,
         normalize=normalize,
+        cmap=cmap,
         size=size,
         sheet=sheet,
         force=force,
     )
+    if not quiet and plan.total_maps >= LARGE_RUN_MAPS:
+        stderr_console().print(
+            f"note: {_count(plan.total, 'image')} × {_count(len(plan.filters), 'filter')} = "
+            f"{_count(plan.total_maps, 'map')} (about {_bytes(plan.estimated_bytes)}) into {plan.out_dir}; "
+            "choose items with --index and filters with -f to write fewer",
+            markup=False, highlight=False, soft_wrap=True,
+        )
     try:
         result = _run_with_bar(plan) if progress_enabled(quiet) else batch.run_render(plan)
     except KeyboardInterrupt as exc:
@@ -296,6 +323,29 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
 def _left_behind(plan) -> str:
     """What a render that stopped half-way leaves (a ``--force`` render removed the old manifest and sheet first)."""
     return f"'{plan.out_dir}' holds the maps written so far, without manifest.json or sheet.png"
+
+
+#: Runs with at least this many maps say what they will write before starting.
+LARGE_RUN_MAPS = 2000
+
+
+def _named_filter(name: str):
+    """``-f NAME``: a library filter; a kernel file or matrix given to -f is pointed to -k."""
+    from pathlib import Path
+
+    from convcli.io import kernels
+
+    if name not in kernels.FILTERS and (Path(name).exists() or any(c in name for c in "/\\.,;[")):
+        raise CliError(f"-f takes a filter name (convcli filters list); for the kernel '{name}' use -k {name}")
+    return kernels.get_filter(name)
+
+
+def _bytes(n: int) -> str:
+    """``1.1 GB``, ``350 MB``, ``12 kB`` (powers of 1000)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}" if n < 10 * scale else f"{n / scale:.0f} {unit}"
+    return f"{n} bytes"
 
 
 def _run_with_bar(plan):
@@ -330,7 +380,7 @@ def _plain(kernel):
 
 
 def _size(kernel) -> str:
-    return f"{kernel.shape[0]}×{kernel.shape[1]}"
+    return "×".join(str(n) for n in kernel.shape)
 
 
 def _factored(kernel):

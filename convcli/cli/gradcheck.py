@@ -131,6 +131,14 @@ def gradcheck(
     Exit status: 0 all passed (or skipped), 1 a check failed, 2 the file
     could not be checked (a report is still written) or a usage error.
 
+    The table's number columns describe one element per check, the worst:
+    the one furthest outside tolerance, with the largest
+    |a - n| / (atol + rtol*|n|) (a non-finite value first), where n is the
+    reference (numerical gradient or expected output) and a the value checked.
+    'abs err' is |a - n| and 'rel err' is |a - n| / max(|a|, |n|) at that
+    element, 'worst index' is where it is (in --mode fast, the direction
+    number), and the message quotes the same element.
+
     \b
     Examples:
       convcli gradcheck
@@ -277,7 +285,9 @@ def _print_table(result) -> None:
 
     On a terminal the table fits the window.  A CI log or a pipe has no window,
     so there the table is printed at its natural width (each check on one line)
-    through a console made for that, which leaves the shared one untouched.
+    through a console made for that, which leaves the shared one untouched, and
+    with trailing spaces stripped.  The number columns all describe one element,
+    the worst (:data:`convcli.gradcheck.reports.WORST_MEANS`).
     """
     from rich import box
     from rich.console import Console
@@ -289,17 +299,25 @@ def _print_table(result) -> None:
 
     table = Table(title=Text(f"gradcheck of {clean(result.target)}"), title_justify="left", box=box.SIMPLE_HEAD)
     for column in TABLE_COLUMNS:
-        numeric = column.startswith("max") or column == "worst index"
+        numeric = column.endswith("err") or column == "worst index"
         table.add_column(
             column, justify="right" if numeric else "left", no_wrap=numeric or column == "result", overflow="fold"
         )
     for row in table_rows(result):
         table.add_row(Text(clean(row[0])), Text(row[1], style=STATUS_STYLE[row[1]]), *(Text(clean(c)) for c in row[2:]))
     console = stdout_console()
-    if not console.is_terminal:
-        # wider than any table (a table never grows past its content), on the same stream
-        console = Console(file=console.file, width=UNWRAPPED_WIDTH)
-    console.print(table)
-    for note in result.notes:
-        console.print(Text(f"note: {clean(note)}", style="dim"))
-    console.print(Text(clean(summary_line(result)), style="bold green" if result.passed else "bold red"))
+    summary = Text(clean(summary_line(result)), style="bold green" if result.passed else "bold red")
+    notes = [Text(f"note: {clean(note)}", style="dim") for note in result.notes]
+    if console.is_terminal:
+        for part in (table, *notes, summary):
+            console.print(part)
+        return
+    # A CI log or a pipe: the table at its natural width (each check on one line), rendered through a console
+    # made for that (the shared one is left untouched), without the trailing spaces rich pads each row with.
+    import io
+
+    buffer = io.StringIO()
+    unwrapped = Console(file=buffer, width=UNWRAPPED_WIDTH, color_system=None)
+    for part in (table, *notes, summary):
+        unwrapped.print(part)
+    console.file.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))

@@ -26,8 +26,18 @@ from typing import Any
 #: What a check can come to.  A skipped check (its function is absent) counts as passed.
 STATUSES = ("pass", "fail", "skip")
 
-#: Column headings of the text table, in the order of :func:`table_rows`' cells.
-TABLE_COLUMNS = ("check", "result", "max abs err", "max rel err", "worst index", "message")
+#: Column headings of the text table, in the order of :func:`table_rows`' cells.  The three number
+#: columns describe one element, the worst: see :data:`WORST_MEANS`.
+TABLE_COLUMNS = ("check", "result", "abs err", "rel err", "worst index", "message")
+
+#: What the table's "worst" element is, for ``--help`` and docs.
+WORST_MEANS = (
+    "Each row shows one element of the compared arrays, the worst: the one furthest outside "
+    "tolerance, i.e. with the largest |a - n| / (atol + rtol * |n|) (a non-finite value first), where n is "
+    "the reference (numerical gradient, or expected output) and a the value checked. 'abs err' is |a - n| "
+    "and 'rel err' is |a - n| / max(|a|, |n|) at that element, whose index is 'worst index' (in --mode fast, "
+    "the direction number); the message quotes the same element."
+)
 
 
 @dataclass
@@ -134,17 +144,37 @@ def format_index(index: "list[int] | None") -> str:
     return "-" if index is None else "[" + ", ".join(str(i) for i in index) + "]"
 
 
+def worst_errors(check: CheckRecord) -> "tuple[float | None, float | None]":
+    """``(abs, rel)`` error of the check's worst element: ``|a - n|`` and ``|a - n| / max(|a|, |n|)``.
+
+    ``n, a`` are ``numerical, analytical`` for a backward check and ``expected,
+    actual`` for a forward one: the element ``worst_index`` names and the message
+    quotes.  ``(None, None)`` when the record holds no such element (a crash).
+    """
+    pair = (check.numerical, check.analytical) if check.kind == "backward" else (check.expected, check.actual)
+    if pair[0] is None or pair[1] is None:
+        return None, None
+    reference, value = float(pair[0]), float(pair[1])
+    abs_err = abs(value - reference)
+    if math.isnan(abs_err):
+        return math.nan, math.nan
+    scale = max(abs(value), abs(reference))
+    rel_err = abs_err / scale if scale > 0 and math.isfinite(scale) else (0.0 if abs_err == 0 else math.inf)
+    return abs_err, rel_err
+
+
 def table_rows(report: CheckReport) -> "list[tuple[str, str, str, str, str, str]]":
     """One row of cells per check, in :data:`TABLE_COLUMNS` order.
 
-    The row already names the check, so a message's leading ``"conv_backward: "`` is left out.
+    The three number cells belong to one element, the worst (:data:`WORST_MEANS`),
+    so they agree with the message.  The row already names the check, so a
+    message's leading ``"conv_backward: "`` is left out.
     """
     return [
         (
             check.name,
             check.status.upper(),
-            format_error(check.max_abs_error),
-            format_error(check.max_rel_error),
+            *(format_error(value) for value in worst_errors(check)),
             format_index(check.worst_index),
             check.message.removeprefix(f"{check.name}: ").removeprefix(f"{check.function}: "),
         )

@@ -7,7 +7,7 @@ header is checked before anything large is allocated:
 ===============  =====================================  ===================
 content          formats                                images in it
 ===============  =====================================  ===================
-Pillow images    PNG, JPEG, BMP, TIFF, GIF, WebP, ...   1 (the first frame)
+Pillow images    PNG, JPEG, BMP, TIFF, GIF, WebP, ...   1, or N frames (multi-page TIFF, GIF)
 IDX              raw or gzipped, type codes 08..0E      1 (2-D) or N (3-D)
 NumPy            ``.npy`` 2-D or 3-D; ``.npz`` by key   1 or N
 ===============  =====================================  ===================
@@ -361,12 +361,31 @@ def _npz_source(archive: npyfiles.NpzArchive, name: str, stem: str, key: str | N
 
 
 def _pillow_source(opener, name: str, stem: str, head: bytes, key: str | None) -> ImageSource:
-    """A picture file (PNG, JPEG...), decoded by Pillow when read."""
-    fmt, shape = pictures.probe(opener, name, name if name == "stdin" else f"input '{name}'", head)
+    """A picture file (PNG, JPEG...), decoded by Pillow when read.
+
+    A multi-frame picture (TIFF pages, GIF or WebP frames) is indexed: item
+    ``i`` is frame ``i``, and every frame must have the first one's size.
+    """
+    where = name if name == "stdin" else f"input '{name}'"
+    fmt, shape, frames = pictures.probe(opener, name, where, head)
     _refuse_key(key, name, f"a {fmt}")
 
     def load(indices: np.ndarray, color: bool) -> np.ndarray:
-        picture = pictures.decode(opener, name, name if name == "stdin" else f"input '{name}'", head, color=color)
-        return np.broadcast_to(picture, (len(indices),) + picture.shape)
+        if frames == 1:
+            picture = pictures.decode(opener, name, where, head, color=color)
+            return np.broadcast_to(picture, (len(indices),) + picture.shape)
+        out = []
+        for i in indices.tolist():
+            picture = pictures.decode(opener, name, where, head, color=color, frame=i)
+            if picture.shape[:2] != shape:
+                raise ImageFormatError(
+                    f"{where}: frame {i} is {picture.shape[1]}x{picture.shape[0]}, frame 0 is "
+                    f"{shape[1]}x{shape[0]}; convcli reads frames of one size"
+                )
+            out.append(picture)
+        channels = {p.shape[2:] for p in out}
+        if len(channels) > 1:  # grey and colour frames mixed: colour for all
+            out = [p if p.shape[2] == 3 else np.repeat(p, 3, axis=2) for p in out]
+        return np.stack(out)
 
-    return ImageSource(name=name, stem=stem, format=fmt, shape=shape, count=1, indexed=False, loader=load)
+    return ImageSource(name=name, stem=stem, format=fmt, shape=shape, count=frames, indexed=frames > 1, loader=load)

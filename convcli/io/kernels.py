@@ -9,9 +9,11 @@ right.  ``convcli convolve --flip`` turns any of them into a true convolution.
 
 1. a name from :data:`FILTERS`;
 2. an existing file: ``.txt``/``.csv`` (rows of numbers separated by spaces or
-   commas, ``#`` comments), ``.json`` (a nested list) or ``.npy`` (a 2-D array);
+   commas, ``#`` comments), ``.json`` (a nested list) or ``.npy`` (a 2-D array
+   ``(Fh, Fw)``, or ``(C, Fh, Fw)``: one output channel of a conv layer, which
+   sums over the C channels of a colour image);
 3. an inline matrix such as ``"1,2,1;0,0,0;-1,-2,-1"`` (rows separated by
-   ``;``, values by ``,`` or spaces).
+   ``;``, values by ``,`` or spaces), or the JSON form ``"[[1,2,1],[0,0,0],[-1,-2,-1]]"``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ MAX_TEXT_BYTES = 16 * 2**20
 class Filter:
     """A kernel with a name and a one-line description.
 
-    ``kernel`` is stored as a read-only 2-D float64 copy, shape ``(Fh, Fw)``.
+    ``kernel`` is stored as a read-only float64 copy, shape ``(Fh, Fw)``, or
+    ``(C, Fh, Fw)`` for a kernel over C input channels (from a ``.npy`` file).
     Two filters are equal when name, description and kernel values agree.
     """
 
@@ -52,8 +55,10 @@ class Filter:
 
     def __post_init__(self) -> None:
         kernel = np.array(self.kernel, dtype=np.float64)  # a private copy
-        if kernel.ndim != 2 or 0 in kernel.shape:
-            raise KernelError(f"kernel '{self.name}' must be a non-empty 2-D array; got shape {kernel.shape}")
+        if kernel.ndim not in (2, 3) or 0 in kernel.shape:
+            raise KernelError(
+                f"kernel '{self.name}' must be a non-empty (Fh, Fw) or (C, Fh, Fw) array; got shape {kernel.shape}"
+            )
         kernel.setflags(write=False)
         object.__setattr__(self, "kernel", kernel)
 
@@ -71,8 +76,13 @@ class Filter:
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(Fh, Fw)``."""
-        return self.kernel.shape  # type: ignore[return-value]
+        """``(Fh, Fw)``, the window (also for a ``(C, Fh, Fw)`` kernel)."""
+        return self.kernel.shape[-2:]  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> "int | None":
+        """``C`` for a ``(C, Fh, Fw)`` kernel, None for a 2-D one."""
+        return int(self.kernel.shape[0]) if self.kernel.ndim == 3 else None
 
 
 # ----------------------------------------------------------------------------- the library
@@ -169,8 +179,9 @@ def load_kernel(spec: str, *, check_shape: Callable[[tuple[int, int]], None] | N
     Parameters
     ----------
     spec : str
-        ``"sobel-x"``, ``"kernels/ridge.txt"`` or ``"1,2,1;0,0,0;-1,-2,-1"``.
-        Numbers may be written as fractions (``1/9``).
+        ``"sobel-x"``, ``"kernels/ridge.txt"``, ``"1,2,1;0,0,0;-1,-2,-1"`` or
+        ``"[[1,2,1],[0,0,0],[-1,-2,-1]]"``.  Numbers in the ``;`` form may be
+        written as fractions (``1/9``).
     check_shape : callable, optional
         For a ``.npy`` file, called with the ``(Fh, Fw)`` of its header before
         its data is read, so that a kernel too large for the image is refused
@@ -199,6 +210,8 @@ def load_kernel(spec: str, *, check_shape: Callable[[tuple[int, int]], None] | N
     path, kind = _path_kind(spec)
     if kind == "file":
         return _load_file(path, check_shape)
+    if spec.startswith("["):  # the JSON form, as in a .json file
+        return Filter("inline", _parse_json(spec, f"inline kernel '{spec}'"), f"Inline matrix '{spec}'.")
     if kind == "folder":
         raise KernelError(f"kernel '{spec}' is a folder; give a kernel file ({', '.join(KERNEL_FILE_TYPES)})")
     if kind == "other":
@@ -259,7 +272,8 @@ def _load_file(path: Path, check_shape=None) -> Filter:
 
 
 def _load_npy(path: Path, where: str, check_shape=None) -> np.ndarray:
-    """A 2-D ``.npy`` kernel: the header is checked (type, shape, size, ``check_shape``) before the data is read."""
+    """A ``(Fh, Fw)`` or ``(C, Fh, Fw)`` ``.npy`` kernel: the header is checked (type, shape, size,
+    ``check_shape`` with ``(Fh, Fw)``) before the data is read."""
     with path.open("rb") as handle:
         if handle.read(2) == b"PK":
             raise KernelError(f"{where} is an .npz archive; save one 2-D array with numpy.save")
@@ -273,20 +287,27 @@ def _load_npy(path: Path, where: str, check_shape=None) -> np.ndarray:
                     from None
             raise KernelError(message.replace("expected numbers (bool, int or float)", "expected a 2-D array of numbers")) \
                 from None
-        if len(header.shape) != 2:
-            raise KernelError(f"{where} holds an array of shape {header.shape}; expected a 2-D array")
+        if len(header.shape) not in (2, 3):
+            raise KernelError(
+                f"{where} holds an array of shape {header.shape}; expected (Fh, Fw), or (C, Fh, Fw) for a kernel "
+                "over the C channels of a colour image (with --color)"
+            )
         limit = pictures.MAX_PIXELS  # a kernel may hold as many values as an image has pixels
         if limit is not None and math.prod(header.shape) > limit:
-            raise KernelError(f"{where} holds a {header.shape[0]}x{header.shape[1]} kernel, more than the limit of "
+            raise KernelError(f"{where} holds a {'x'.join(map(str, header.shape))} kernel, more than the limit of "
                               f"{limit:,} values")
         try:
             npyfiles.check_data_size(header, os.fstat(handle.fileno()).st_size - header.offset, where)
         except ImageFormatError as exc:
             raise KernelError(str(exc)) from None
         if check_shape is not None:
-            check_shape(header.shape)
+            check_shape(tuple(header.shape[-2:]))
         array = np.fromfile(handle, dtype=header.dtype, count=math.prod(header.shape))
     array = array.reshape(header.shape, order=header.order)
+    if array.ndim == 3:
+        C, Fh, Fw = array.shape
+        flat = _check_values(array.astype(np.float64).reshape(C * Fh, Fw), where)
+        return flat.reshape(array.shape)
     return _check_values(array.astype(np.float64), where)
 
 

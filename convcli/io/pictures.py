@@ -14,46 +14,86 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
 from convcli.errors import ImageFormatError
 from convcli.io import idx
 
-#: Largest image (H * W pixels) accepted: decompression-bomb protection.
-MAX_PIXELS = 50_000_000
+#: Largest image (H * W pixels) accepted by default: decompression-bomb protection.
+DEFAULT_MAX_PIXELS = 50_000_000
+#: The limit in force (see :func:`pixel_limit`); ``None`` means no limit.
+MAX_PIXELS: "int | None" = DEFAULT_MAX_PIXELS
+#: How a user raises the limit (named in the refusal).
+RAISE_HINT = "raise it with --max-pixels N or CONVCLI_MAX_PIXELS=N (0: no limit)"
 
 _GREY_MODES = ("1", "L", "I", "F")
 
 
 def check_pixels(h: int, w: int, name: str) -> None:
     """Refuse an image of more than :data:`MAX_PIXELS` pixels before decoding it."""
-    if h * w > MAX_PIXELS:
+    if MAX_PIXELS is not None and h * w > MAX_PIXELS:
         raise ImageFormatError(
             f"input '{name}' has {w}x{h} = {h * w:,} pixels, more than the limit of {MAX_PIXELS:,} "
-            "(decompression-bomb protection)"
+            f"(decompression-bomb protection); {RAISE_HINT}"
         )
 
 
-def probe(opener: Callable[[], io.IOBase], name: str, where: str, head: bytes) -> tuple[str, tuple[int, int]]:
-    """Open a picture's header only: its format text (``"PNG image (mode L)"``) and shape ``(H, W)``.
+@contextlib.contextmanager
+def pixel_limit(limit: "int | None") -> Iterator[None]:
+    """Use ``limit`` pixels instead of :data:`DEFAULT_MAX_PIXELS` inside the ``with`` block.
 
-    The shape accounts for EXIF rotation.  Nothing is decoded.
+    ``0`` means no limit; ``None`` keeps the default.  Pillow's own bomb check
+    (``PIL.Image.MAX_IMAGE_PIXELS``, about 89 megapixels) is raised along, so a
+    photo the limit allows is decoded.  Both are restored on exit.
+    """
+    global MAX_PIXELS
+    if limit is not None and (isinstance(limit, bool) or int(limit) < 0):
+        raise ImageFormatError(f"max_pixels must be a whole number >= 0 (0: no limit); got {limit!r}")
+    from PIL import Image
+
+    saved = MAX_PIXELS, Image.MAX_IMAGE_PIXELS
+    if limit is not None:
+        MAX_PIXELS = int(limit) or None
+        if MAX_PIXELS is None:
+            Image.MAX_IMAGE_PIXELS = None
+        elif saved[1] is not None:
+            Image.MAX_IMAGE_PIXELS = max(saved[1], MAX_PIXELS)
+    try:
+        yield
+    finally:
+        MAX_PIXELS, Image.MAX_IMAGE_PIXELS = saved
+
+
+def probe(opener: Callable[[], io.IOBase], name: str, where: str, head: bytes) -> tuple[str, tuple[int, int], int]:
+    """Open a picture's header only: its format text (``"PNG image (mode L)"``), shape ``(H, W)``
+    and number of frames (pages of a multi-page TIFF, frames of an animated GIF or WebP; 1 for most).
+
+    The shape is the first frame's and accounts for EXIF rotation.  Nothing is decoded.
     """
     with opener() as handle, _quiet_pillow():
         image = _open(handle, where, name, head)
-        fmt = f"{image.format or 'picture'} image (mode {image.mode})"
+        frames = int(getattr(image, "n_frames", 1) or 1)
+        fmt = f"{image.format or 'picture'} image (mode {image.mode})" + (f", {frames} frames" if frames > 1 else "")
         width, height = image.size
         orientation = _orientation(image)
     check_pixels(height, width, name)
-    return fmt, ((width, height) if orientation in (5, 6, 7, 8) else (height, width))
+    return fmt, ((width, height) if orientation in (5, 6, 7, 8) else (height, width)), frames
 
 
-def decode(opener: Callable[[], io.IOBase], name: str, where: str, head: bytes, *, color: bool) -> np.ndarray:
-    """The pixels: ``(H, W)`` grey, or ``(H, W, C)`` with ``color`` (C = 3, or 1 for grey pictures)."""
+def decode(opener: Callable[[], io.IOBase], name: str, where: str, head: bytes, *, color: bool,
+           frame: int = 0) -> np.ndarray:
+    """The pixels of ``frame``: ``(H, W)`` grey, or ``(H, W, C)`` with ``color`` (C = 3, or 1 for grey pictures)."""
     with opener() as handle, _quiet_pillow():
-        return _pixels(_open(handle, where, name, head), color, where)
+        image = _open(handle, where, name, head)
+        if frame:
+            try:
+                image.seek(frame)
+            except (EOFError, OSError, ValueError) as exc:
+                raise ImageFormatError(f"{where}: cannot read frame {frame}: {exc}") from None
+            check_pixels(image.size[1], image.size[0], name)
+        return _pixels(image, color, where)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ import numpy as np
 from convcli.errors import ShapeError
 from convcli.layers import _channels, _dispatch, _fastconv
 from convcli.layers._geometry import (
-    BORDERS,
+    BORDERS,  # noqa: F401 (tests read conv.BORDERS)
     Padding,
     _as_float,
     _bias,

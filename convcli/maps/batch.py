@@ -48,12 +48,12 @@ from convcli.maps.folder import (
     locked_folder,
     refuse_inputs_among_outputs,
     remove_old_results,
+    remove_stale,
     safe_name,
     unused_name,
     write_manifest,
 )
-from convcli.maps.levels import to_uint8, to_uint8_each
-from convcli.maps.single import check_finite, check_padded_size
+from convcli.maps.levels import apply_cmap, colormap_lut, to_uint8, to_uint8_each
 from convcli.maps.sheet import (
     SHEET_MAX_PIXELS,
     SHEET_MAX_ROWS,
@@ -63,6 +63,7 @@ from convcli.maps.sheet import (
     display_input,
     rows_that_fit,
 )
+from convcli.maps.single import check_finite, check_padded_size
 from convcli.maps.writing import check_size, encode_png
 
 #: Bytes of activation maps (float64) computed per chunk; bounds the memory of a run.
@@ -114,6 +115,8 @@ class RenderPlan:
     sheet: bool = True
     force: bool = False
     sheet_rows: int = SHEET_MAX_ROWS  # rows the sheet shows: fewer when many filters would make it huge
+    cmap: str | None = None
+    stale: frozenset = frozenset()  # files of an earlier render in out_dir (relative paths), replaced by this one
 
     @property
     def total(self) -> int:
@@ -124,6 +127,19 @@ class RenderPlan:
     def total_maps(self) -> int:
         """Number of PNG maps to write: images × filters."""
         return self.total * len(self.filters)
+
+    @property
+    def estimated_bytes(self) -> int:
+        """About how much disk the maps will take: a PNG of p pixels is about ``0.7 * p`` bytes
+        (``2 * p`` in colour) plus 100 of header, and each file fills whole 4 KiB blocks."""
+        total = 0
+        per_pixel = 2.0 if self.cmap else 0.7
+        for job in self.jobs:
+            for h, w in job.map_shape:
+                if self.size:
+                    h, w = max(1, round(h * self.size / max(h, w))), max(1, round(w * self.size / max(h, w)))
+                total += len(job.folders) * -(-int(100 + per_pixel * h * w) // 4096) * 4096
+        return total
 
 
 @dataclass
@@ -159,6 +175,7 @@ def plan_render(
     force: bool = False,
     key: str | None = None,
     budget: int = CHUNK_BYTES,
+    cmap: str | None = None,
 ) -> RenderPlan:
     """Check a batch job completely, before anything is written.
 
@@ -169,12 +186,14 @@ def plan_render(
         Filters with the same name and kernel are kept once; different kernels
         with the same name (two inline ``-k``) are told apart as ``inline``,
         ``inline-2``, ...
-    out_dir : the output folder; it may not exist yet, but may not hold files
-        unless ``force`` (and then only the files this job writes are replaced).
+    out_dir : the output folder; it may not exist yet, and may hold an earlier
+        render (every file listed in its manifest), which this one replaces; any
+        other file needs ``force`` (and then only the files this job writes are replaced).
     index : "3", "0:100" or "0,5,7"; applied to every indexed input (IDX,
         ``.npz``, 3-D ``.npy``).  ``None`` renders every item.
     padding, border : as for :func:`convcli.layers.conv_forward`
     normalize, size : how maps become PNGs (:func:`convcli.maps.levels.to_uint8`, ``upscale``)
+    cmap : a matplotlib colour map name: RGB PNGs (:func:`convcli.maps.levels.apply_cmap`)
     sheet : also write ``sheet.png``
     key : the array of ``.npz`` inputs (see :func:`convcli.io.images.open_source`)
     budget : bytes per chunk when the selected images are read to check them
@@ -194,6 +213,8 @@ def plan_render(
     if not sources:
         raise ParameterError("inputs: need at least one image; got none")
     to_uint8(np.zeros(1), normalize)  # refuses an unknown mode early
+    if cmap is not None:
+        colormap_lut(cmap)  # refuses an unknown name, or says what to install
     if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1):
         raise ParameterError(f"size must be a whole number >= 1; got {size!r}")
 
@@ -220,7 +241,8 @@ def plan_render(
             check_size(shape, size)  # ParameterError: pictures past the decompression-bomb limit
 
     out_dir = Path(out_dir)
-    check_folder(out_dir, (f for job in jobs for f in job.folders), [MANIFEST] + [SHEET] * sheet, force=force)
+    earlier = check_folder(out_dir, (f for job in jobs for f in job.folders), [MANIFEST] + [SHEET] * sheet,
+                           force=force)
     refuse_inputs_among_outputs([job.source.name for job in jobs], out_dir,
                                 {f for job in jobs for f in job.folders}, file_names)
     for job in jobs:
@@ -237,8 +259,10 @@ def plan_render(
         normalize=normalize,
         size=None if size is None else int(size),
         sheet=sheet,
-        force=force,
+        force=force or earlier is not None,
         sheet_rows=_sheet_rows(jobs, len(filters)) if sheet else 0,
+        cmap=cmap,
+        stale=frozenset(earlier or ()),
     )
 
 
@@ -260,6 +284,11 @@ def _unique_filters(filters: Sequence[Filter]) -> tuple[list[Filter], list[str]]
     names: list[str] = []
     used: set[str] = set()
     for f in filters:
+        if f.kernel.ndim != 2:
+            raise KernelError(
+                f"filter '{f.name}' has shape {f.kernel.shape}; filters render takes 2-D kernels (a (C, Fh, Fw) "
+                "kernel works with 'convcli convolve --color')"
+            )
         if not np.all(np.isfinite(f.kernel)):
             raise KernelError(f"filter '{f.name}' has NaN or infinite values; kernels must be finite")
         if any(f.name == k.name and np.array_equal(f.kernel, k.kernel) for k in kept):
@@ -394,6 +423,7 @@ def _run(plan: RenderPlan, progress: Progress | None, workers: int | None, budge
         "padding": plan.padding if isinstance(plan.padding, (str, int)) else list(plan.padding),
         "border": plan.border,
         "normalize": plan.normalize,
+        "cmap": plan.cmap,
         "size": plan.size,
         "filters": [
             {"name": f.name, "file": name, "kernel": f.kernel.tolist()}
@@ -406,6 +436,7 @@ def _run(plan: RenderPlan, progress: Progress | None, workers: int | None, budge
         note = f"showing the first {len(sheet_rows)} of {plan.total:,} images" if plan.total > len(sheet_rows) else None
         picture = contact_sheet(sheet_rows, [f.name for f in plan.filters], title=_settings(plan), note=note)
         sheet_path = atomic_write_bytes(plan.out_dir / SHEET, encode_png(picture), force=True)
+    remove_stale(plan.out_dir, plan.stale, _written(plan))
     return RenderResult(plan.out_dir, plan.total, plan.total_maps, manifest, sheet_path)
 
 
@@ -434,6 +465,8 @@ def _maps(plan: RenderPlan, job: Job, X: np.ndarray, budget: int, chunk=None):
                 check_finite(A, lambda at: _overflow_names(job, chunk, at, plan.filters[columns[at[1]]]))
             for j, col in enumerate(columns):
                 maps[col] = to_uint8_each(A[:, j], plan.normalize)
+                if plan.cmap is not None:
+                    maps[col] = apply_cmap(maps[col], plan.cmap)  # (n, H', W', 3)
     return maps, lows, highs
 
 
@@ -458,7 +491,7 @@ def _sheet_row(label: str, image: np.ndarray, maps: list[np.ndarray]):
     from PIL import Image
 
     def shrink(picture: np.ndarray) -> np.ndarray:
-        h, w = picture.shape
+        h, w = picture.shape[:2]
         size = (max(1, round(w * factor)), max(1, round(h * factor)))
         return np.asarray(Image.fromarray(np.ascontiguousarray(picture)).resize(size, Image.Resampling.BOX))
 
@@ -475,6 +508,12 @@ def default_workers(plan: RenderPlan) -> int:
     if plan.total_maps < PARALLEL_MIN_MAPS:
         return 0
     return min(4, cpu_count())
+
+
+def _written(plan: RenderPlan) -> set:
+    """Every file ``plan`` writes, as paths relative to its folder."""
+    names = {f"{folder}/{name}" for job in plan.jobs for folder in job.folders for name in plan.file_names}
+    return names | {MANIFEST} | ({SHEET} if plan.sheet else set())
 
 
 def _manifest_entries(plan: RenderPlan, records):
@@ -498,4 +537,5 @@ def _manifest_entries(plan: RenderPlan, records):
 def _settings(plan: RenderPlan) -> str:
     """The sheet's title line."""
     size = f" · size {plan.size}" if plan.size else ""
+    size += f" · cmap {plan.cmap}" if plan.cmap else ""
     return f"padding {plan.padding} · border {plan.border} · normalize {plan.normalize}{size}"

@@ -70,13 +70,18 @@ def unused_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str], *, force: bool) -> None:
-    """Refuse an output folder that is a file or lies under one, or that holds anything without ``force``.
+def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str], *,
+                 force: bool) -> "set[str] | None":
+    """Refuse an output folder that is a file or lies under one, or that holds other files without ``force``.
 
-    With ``force``, also refuse when one of ``files`` (top-level) is a folder or
-    one of ``subfolders`` is a file or a symbolic link (links inside the output
-    folder are never followed), so the run cannot stop half-way on them or
-    write outside the folder.  Nothing is created or deleted here.
+    A folder holding only an earlier render (:func:`earlier_render`) is
+    convcli's own output and is accepted without ``force``: the set of its
+    files is returned, so the new render can replace them (``None`` otherwise).
+    With ``force``, or an earlier render, also refuse when one of ``files``
+    (top-level) is a folder or one of ``subfolders`` is a file or a symbolic
+    link (links inside the output folder are never followed), so the run cannot
+    stop half-way on them or write outside the folder.  Nothing is created or
+    deleted here.
     """
     if out_dir.is_symlink() and not out_dir.exists():
         raise OutputError(f"output folder '{out_dir}' is a dangling symbolic link; remove it or choose another -o")
@@ -87,11 +92,13 @@ def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str],
         if not parent.is_dir():
             what = "a file" if parent.exists() else "a dangling symbolic link"
             raise OutputError(f"cannot create output folder '{out_dir}': '{parent}' is {what}")
-        return
-    if not force and any(out_dir.iterdir()):
+        return None
+    earlier = earlier_render(out_dir)
+    if not force and earlier is None and any(out_dir.iterdir()):
         raise OutputError(
-            f"output folder '{out_dir}' is not empty; use --force to replace the files convcli writes"
-            " there (nothing else is deleted), or choose another folder with -o"
+            f"output folder '{out_dir}' holds files that are not an earlier convcli render (not all listed in "
+            f"its {MANIFEST}); use --force to replace the files convcli writes there (nothing else is deleted), "
+            "or choose another folder with -o"
         )
     for name in files:
         check_writable(out_dir / name, force=True)
@@ -102,6 +109,42 @@ def check_folder(out_dir: Path, subfolders: Iterable[str], files: Sequence[str],
                               f"'{out_dir}' (remove the link)")
         if path.exists() and not path.is_dir():
             raise OutputError(f"cannot write into '{path}': it is a file, not a folder")
+    return earlier
+
+
+def earlier_render(out_dir: Path) -> "set[str] | None":
+    """The files of an earlier render in ``out_dir``, when that is all it holds; else None.
+
+    "All it holds": ``manifest.json`` reads as a convcli manifest and every file
+    under ``out_dir`` (any depth) is listed in it, or is the manifest or
+    ``sheet.png`` itself.  Folders may be empty.  Paths are relative, with ``/``.
+    """
+    try:
+        with (out_dir / MANIFEST).open(encoding="utf-8") as handle:
+            listed = {str(entry["file"]) for entry in json.load(handle)["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    listed |= {MANIFEST, SHEET}
+    found = set()
+    for path in out_dir.rglob("*"):
+        if path.is_symlink() or not (path.is_dir() or path.is_file()):
+            return None
+        if path.is_file():
+            found.add(path.relative_to(out_dir).as_posix())
+    return found if found <= listed else None
+
+
+def remove_stale(out_dir: Path, earlier: Iterable[str], written: "set[str]") -> None:
+    """Delete the files of an earlier render that this one did not write, then their emptied folders."""
+    folders = set()
+    for name in set(earlier) - set(written):
+        path = out_dir / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink()
+            folders.add(path.parent)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        if folder != out_dir and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def refuse_inputs_among_outputs(inputs: Iterable[str], out_dir: Path, folders: set[str],

@@ -1,6 +1,7 @@
-"""Turning activation maps into pictures: scaling to 0..255 and upscaling.
+"""Turning activation maps into pictures: scaling to 0..255, colour maps and upscaling.
 
-numpy only; Pillow is imported where PNG bytes are made.
+numpy only; matplotlib (the optional extra ``convcli[cmap]``) is imported only
+when a colour map is asked for (:func:`apply_cmap`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ def to_uint8(A: np.ndarray, mode: str = "minmax", *, limits: "tuple[float, float
         The raw map.  For ``--color`` maps of shape ``(H, W, C)`` the scale is
         shared by all channels, so colours keep their balance.
     mode : {"minmax", "abs", "clip", "signed"}
-        - ``minmax``: ``round(255 * (A - min) / (max - min))``, all 0 when max == min
-          (Keras' ``array_to_img(scale=True)``).
+        - ``minmax``: ``round(255 * (A - min) / (max - min))``
+          (Keras' ``array_to_img(scale=True)``); a constant map (max == min) is
+          all 128, mid-grey, as ``signed`` draws a zero map.
         - ``abs``: ``round(255 * |A| / max|A|)``, all 0 when A is all 0.
         - ``clip``: ``clip(round(A), 0, 255)``.
         - ``signed``: ``round(127.5 + 127.5 * A / max|A|)``, so 0 is mid-grey
@@ -110,8 +112,8 @@ def _affine(A: np.ndarray, mode: str, per_map: bool, limits=None):
 
     The scale depends on ``A`` only through its min and max (given as
     ``limits``, or taken here).  A flat map (max == min, or a zero peak) gets
-    scale 0, which yields the documented constant picture: 0 for minmax and
-    abs, 128 for signed.
+    scale 0, which yields the documented constant picture: 128 for minmax and
+    signed, 0 for abs.
     """
     axis = tuple(range(1, A.ndim)) if per_map else None
     if mode == "clip":
@@ -122,7 +124,7 @@ def _affine(A: np.ndarray, mode: str, per_map: bool, limits=None):
     if mode == "minmax":
         half_span = hi / 2 - lo / 2  # halves: hi - lo overflows for limits near ±1.8e308
         scale = 127.5 / np.where(half_span > 0, half_span, np.inf)
-        offset = -lo * scale
+        offset = np.where(half_span > 0, -lo * scale, 127.5)  # a constant map is mid-grey (rint(127.5) = 128)
     else:  # abs, signed: scaled by the peak magnitude, max|A| = max(|min|, |max|) (NaN stays NaN)
         peak = np.maximum(np.abs(lo), np.abs(hi))
         factor = 255.0 if mode == "abs" else 127.5
@@ -155,3 +157,69 @@ def upscale(img: np.ndarray, size: int | None) -> np.ndarray:
     rows = (np.arange(new_h) * h) // new_h
     cols = (np.arange(new_w) * w) // new_w
     return img[rows[:, None], cols[None, :]]
+
+
+#: What to install for ``--cmap``.
+CMAP_EXTRA = "pip install 'convcli[cmap]'  (or: pip install matplotlib)"
+
+
+def colormap_names() -> "list[str]":
+    """The names of matplotlib's registered colour maps, sorted (``_r`` reversed ones included).
+
+    Raises
+    ------
+    ParameterError
+        When matplotlib is not installed (it is the optional extra ``convcli[cmap]``).
+    """
+    return sorted(_registry())
+
+
+def _registry():
+    try:
+        import matplotlib
+    except ImportError:
+        raise ParameterError(f"cmap needs matplotlib, which is not installed: {CMAP_EXTRA}") from None
+    return matplotlib.colormaps
+
+
+def colormap_lut(name: str) -> np.ndarray:
+    """The 256 RGB colours of matplotlib's colour map ``name``, as uint8 ``(256, 3)``.
+
+    Raises
+    ------
+    ParameterError
+        Without matplotlib (saying what to install), or for an unknown name
+        (suggesting the closest registered names).
+    """
+    registry = _registry()
+    if name not in registry:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(registry), n=3, cutoff=0.6)
+        hint = f"did you mean: {', '.join(close)}?" if close else "e.g. RdBu_r, coolwarm, seismic, viridis, gray"
+        raise ParameterError(f"cmap {name!r} is not one of matplotlib's colour maps; {hint}")
+    colours = registry[name].resampled(256)(np.linspace(0.0, 1.0, 256))[:, :3]
+    return np.rint(colours * 255).astype(np.uint8)
+
+
+def apply_cmap(levels: np.ndarray, name: str) -> np.ndarray:
+    """Colour 8-bit grey levels with matplotlib's colour map ``name``.
+
+    Parameters
+    ----------
+    levels : ndarray of uint8, shape ``(..., H, W)``
+        Grey pictures from :func:`to_uint8` or :func:`to_uint8_each`: level
+        ``v`` takes the colour map's colour at ``v / 255``.  With
+        ``--normalize signed`` a zero activation is level 128, so a diverging
+        map (``RdBu_r``, ``coolwarm``, ``seismic``) shows it in its middle colour.
+    name : str
+        A name in ``matplotlib.colormaps``.
+
+    Returns
+    -------
+    ndarray of uint8, shape ``(..., H, W, 3)``
+    """
+    levels = np.asarray(levels)
+    if levels.dtype != np.uint8:
+        raise ParameterError(f"apply_cmap takes uint8 grey levels; got {levels.dtype}")
+    return colormap_lut(name)[levels]

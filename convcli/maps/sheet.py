@@ -144,14 +144,15 @@ def contact_sheet(
     title: str | None = None,
     note: str | None = None,
 ) -> np.ndarray:
-    """Lay out inputs and their activation maps as one labelled grey picture.
+    """Lay out inputs and their activation maps as one labelled picture (grey, or RGB when a map is in colour).
 
     Parameters
     ----------
     rows : sequence of (label, input, maps)
         ``label`` is written under the input; ``input`` is a uint8 ``(H, W)``
         picture (see :func:`display_input`); ``maps`` is a sequence of uint8
-        ``(H', W')`` pictures, one per column after the first.
+        ``(H', W')`` pictures (or ``(H', W', 3)`` with ``--cmap``), one per
+        column after the first.
     columns : sequence of str
         The filter names written above the map columns (the first column is
         labelled ``input``).
@@ -166,7 +167,7 @@ def contact_sheet(
 
     Returns
     -------
-    ndarray of uint8, shape (height, width)
+    ndarray of uint8, shape (height, width), or (height, width, 3) when any picture is RGB
         ``width = 2 * 10 + (len(columns) + 1) * side + len(columns) * 6``.
         Pictures are centred in their cells on a white background.
     """
@@ -196,8 +197,10 @@ def contact_sheet(
     row_h = side + caption_h  # the picture, then the input's name under it
     height = 2 * _MARGIN + title_h + label_h + len(rows) * row_h + (len(rows) - 1) * _GAP + note_h
 
-    sheet = Image.new("L", (width, height), _BACKGROUND)
+    colour = any(np.ndim(p) == 3 for _, image, maps in rows for p in [image, *maps])
+    sheet = Image.new("RGB" if colour else "L", (width, height), (_BACKGROUND,) * 3 if colour else _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
+    ink = (_INK,) * 3 if colour else _INK
 
     def x_of(col: int) -> int:
         return _MARGIN + col * (side + _GAP)
@@ -205,12 +208,12 @@ def contact_sheet(
     def centred_text(text: str, left: int, top: int, span: int) -> None:
         text, font = _fit_text(probe, text, span, _FONT_PX)
         x = left + (span - draw.textlength(text, font=font)) / 2
-        draw.text((x, top + 2), text, fill=_INK, font=font)
+        draw.text((x, top + 2), text, fill=ink, font=font)
 
     y = _MARGIN
     if title:
         text, font = _fit_text(probe, title, width - 2 * _MARGIN, _FONT_PX)
-        draw.text((_MARGIN, y + 2), text, fill=_INK, font=font)
+        draw.text((_MARGIN, y + 2), text, fill=ink, font=font)
         y += title_h
     for col, name in enumerate(["input"] + columns):
         centred_text(name, x_of(col), y, side)
@@ -223,12 +226,12 @@ def contact_sheet(
             sheet.paste(tile, (x_of(col) + (side - tile.width) // 2, y + (side - tile.height) // 2))
         for i, line in enumerate(lines):
             x = x_of(0) + (side - draw.textlength(line, font=font)) / 2
-            draw.text((x, y + side + 3 + i * line_h), line, fill=_INK, font=font)
+            draw.text((x, y + side + 3 + i * line_h), line, fill=ink, font=font)
         y += row_h + _GAP
 
     if note:
         text, font = _fit_text(probe, note, width - 2 * _MARGIN, _FONT_PX)
-        draw.text((_MARGIN, y - _GAP + 2), text, fill=_INK, font=font)
+        draw.text((_MARGIN, y - _GAP + 2), text, fill=ink, font=font)
     return np.asarray(sheet)
 
 

@@ -27,13 +27,18 @@ STRIP_PIXELS = 1 << 21
 
 def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1, flip: bool = False,
                  border: str = "zero", names: tuple[str, str] = ("image", "kernel")) -> np.ndarray:
-    """Correlate one image with one kernel; colour channels separately.
+    """Correlate one image with one kernel; colour channels separately, or summed by a 3-D kernel.
 
     Parameters
     ----------
     X : ndarray, shape ``(H, W)`` or ``(H, W, C)``
         Any real dtype; a uint8 picture is used as it is (no float64 copy).
-    kernel : ndarray, shape ``(Fh, Fw)``
+    kernel : ndarray, shape ``(Fh, Fw)`` or ``(C, Fh, Fw)``
+        A 2-D kernel is applied to each channel separately.  A ``(C, Fh, Fw)``
+        kernel is one output channel of a conv layer: it needs an ``(H, W, C)``
+        image (or a grey ``(H, W)`` / ``(H, W, 1)`` one, read as C equal
+        channels) and gives one map, ``A = sum_c X[..., c] * kernel[c]``
+        (:func:`convcli.layers.conv_forward` on ``(1, C, H, W)``).
     padding, stride, flip, border
         As for :func:`convcli.layers.conv_forward`.
     names : (str, str)
@@ -42,12 +47,14 @@ def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1
     Returns
     -------
     A : ndarray of float64, ``(H', W')`` or ``(H', W', C)`` with
-        ``H' = (H + pad_top + pad_bottom - Fh) // stride + 1``.
+        ``H' = (H + pad_top + pad_bottom - Fh) // stride + 1``; ``(H', W')``
+        for a 3-D kernel.
 
     Raises
     ------
     ShapeError
-        When the kernel is larger than the padded image (names both).
+        When the kernel is larger than the padded image (names both), or a
+        3-D kernel's C does not match the image's channels.
     ParameterError
         When the padded image would pass :data:`convcli.io.pictures.MAX_PIXELS`.
     ImageFormatError
@@ -56,13 +63,63 @@ def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1
     """
     X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
     with np.errstate(over="ignore", invalid="ignore"):
-        if X.ndim == 2:
+        if kernel.ndim == 3:
+            planes = np.moveaxis(_channels_for(X, kernel, names), -1, 0)[None]  # (1, C, H, W)
+            A = conv_forward(planes, kernel[None], padding=padding, stride=stride, flip=flip, border=border)[0, 0]
+        elif X.ndim == 2:
             A = conv_forward(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
         else:
             channels = conv_forward(np.moveaxis(X, -1, 0), kernel, padding=padding, stride=stride, flip=flip,
                                     border=border)
             A = np.ascontiguousarray(np.moveaxis(channels, 0, -1))
     check_finite(A, lambda at: (names[0], names[1], at[:2]))
+    return A
+
+
+def _channels_for(X: np.ndarray, kernel: np.ndarray, names) -> np.ndarray:
+    """``X`` as ``(H, W, C)`` for a ``(C, Fh, Fw)`` kernel: a grey image becomes C equal channels."""
+    C = kernel.shape[0]
+    if X.ndim == 2:
+        X = X[..., None]
+    if X.shape[2] == 1 and C != 1:
+        X = np.broadcast_to(X, X.shape[:2] + (C,))
+    if X.shape[2] != C:
+        raise ShapeError(
+            f"kernel {names[1]} has {C} channels (shape {kernel.shape}) but the image {names[0]} has "
+            f"{X.shape[2]}; a (C, Fh, Fw) kernel needs a C-channel image"
+        )
+    return X
+
+
+def pipeline_map(X: np.ndarray, kernels, *, padding="valid", stride=1, flip: bool = False,
+                 border: str = "zero", names=None) -> np.ndarray:
+    """Apply kernels one after another: each to the previous step's map, in float64 throughout.
+
+    ``convcli convolve -k gaussian -k laplacian``: the Laplacian of the
+    blurred image, with no rounding to 8 bits between the steps (as a
+    ``-o - | convcli convolve -`` pipe has).  The options apply to every step,
+    so with ``padding="valid"`` each step shrinks the map by ``Fh - 1, Fw - 1``.
+
+    Parameters
+    ----------
+    X : ndarray, ``(H, W)`` or ``(H, W, C)``
+    kernels : sequence of ndarray, each ``(Fh, Fw)``; the first may be ``(C, Fh, Fw)``
+        (see :func:`convolve_map`), which turns a colour image into one map.
+    padding, stride, flip, border : as for :func:`convolve_map`, for every step
+    names : (image name, [kernel names]), optional, for error messages
+
+    Returns
+    -------
+    A : ndarray of float64, the last step's map
+    """
+    kernels = list(kernels)
+    image_name, kernel_names = names if names is not None else ("image", [f"#{i + 1}" for i in range(len(kernels))])
+    A = X
+    for step, (kernel, name) in enumerate(zip(kernels, kernel_names)):
+        if step and np.ndim(kernel) == 3:
+            raise ShapeError(f"kernel {name} is 3-D (C, Fh, Fw); only the first kernel of a pipeline may be")
+        where = image_name if step == 0 else f"{image_name} after {', '.join(kernel_names[:step])}"
+        A = convolve_map(A, kernel, padding=padding, stride=stride, flip=flip, border=border, names=(where, name))
     return A
 
 
@@ -103,11 +160,13 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
     height, width = _map_shape(X.shape, kernel.shape, padding, stride)
     rows = max(1, int(STRIP_PIXELS if strip_pixels is None else strip_pixels) // width)
     strips = [(r, min(r + rows, height)) for r in range(0, height, rows)]
+    if kernel.ndim != 2:
+        raise ShapeError(f"map_picture takes a 2-D kernel; got shape {kernel.shape} (use convolve_map)")
 
     exact = _exact_integer_type(X, kernel)  # the map is whole numbers: keep it exactly instead of recomputing
     kept = None if exact is None else np.empty((height, width), exact)
 
-    lo, hi, total = np.inf, -np.inf, 0.0
+    lo, hi, total, shifted, squares, shift = np.inf, -np.inf, 0.0, 0.0, 0.0, None
     for r0, r1 in strips:
         with np.errstate(over="ignore", invalid="ignore"):
             strip = conv_forward_rows(X, kernel, r0, r1, **options)
@@ -120,7 +179,13 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
         lo, hi = np.minimum(lo, float(strip.min())), np.maximum(hi, float(strip.max()))
         if not (np.isfinite(lo) and np.isfinite(hi)):
             check_finite(strip, lambda at: (names[0], names[1], (at[0] + r0, at[1])))
-    stats = MapStats((height, width), float(lo), float(hi), total / (height * width))
+        shift = float(strip.mean()) if shift is None else shift  # sums of (A - shift) keep the variance exact
+        deviation = strip - shift
+        shifted += float(deviation.sum())
+        squares += float(np.square(deviation).sum())
+    n = height * width
+    std = float(np.sqrt(max(squares / n - (shifted / n) ** 2, 0.0)))
+    stats = MapStats((height, width), float(lo), float(hi), total / n, std)
 
     levels = np.empty((height, width), np.uint8)
     lut = None
@@ -195,7 +260,7 @@ def _image_and_kernel(X, kernel, padding, stride, names):
     X = np.asarray(X)
     X = X if X.dtype.kind in "biuf" else X.astype(np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
-    check_fits(X.shape[:2], kernel.shape, padding=padding, stride=stride, names=names)
+    check_fits(X.shape[:2], kernel.shape[-2:], padding=padding, stride=stride, names=names)
     return X, kernel
 
 
@@ -241,8 +306,16 @@ def scipy_reference(X: np.ndarray, kernel: np.ndarray, *, padding="valid", strid
     kernel = np.asarray(kernel, dtype=np.float64)
     w = np.rot90(kernel, 2) if flip else kernel
     sh, sw = (stride, stride) if np.ndim(stride) == 0 else stride
-    pads = pad_widths(padding, kernel.shape, stride)
+    pads = pad_widths(padding, kernel.shape[-2:], stride)
     planes = [X] if X.ndim == 2 else [X[:, :, c] for c in range(X.shape[2])]
+    if kernel.ndim == 3:  # one output channel over C input channels: the sum of C correlations
+        w = np.rot90(kernel, 2, axes=(1, 2)) if flip else kernel
+        planes = planes * kernel.shape[0] if len(planes) == 1 else planes  # grey read as C equal channels
+        total = 0.0
+        for plane, wc in zip(planes, w):
+            padded = np.pad(plane, pads, mode=BORDERS[border]) if any(sum(p) for p in pads) else plane
+            total = total + correlate2d(padded, wc, mode="valid")[::sh, ::sw]
+        return total
     outs = []
     for plane in planes:
         padded = np.pad(plane, pads, mode=BORDERS[border]) if any(sum(p) for p in pads) else plane
@@ -274,19 +347,24 @@ class Verification:
                 f"(tolerance {self.tolerance:.3g})")
 
 
-def verify_map(X: np.ndarray, kernel: np.ndarray, A: np.ndarray, *, padding="valid", stride=1,
+def verify_map(X: np.ndarray, kernel, A: np.ndarray, *, padding="valid", stride=1,
                flip: bool = False, border: str = "zero") -> Verification:
-    """Compare map ``A`` with :func:`scipy_reference`.
+    """Compare map ``A`` with :func:`scipy_reference` (step by step for a pipeline of kernels).
 
-    The tolerance is ``1e-9 * max(1, max|X| * sum|kernel|)``: far above
+    ``kernel`` is one kernel, or a list of them applied in turn (:func:`pipeline_map`).
+    The tolerance is ``1e-9 * max(1, max|X| * prod(sum|kernel|))``: far above
     float64 rounding in a sum of ``Fh * Fw`` products, far below any real bug.
     A shape mismatch counts as an infinite difference.
     """
     X = np.asarray(X, dtype=np.float64)  # before abs: |int8(-128)| is 128 only in float
-    reference = scipy_reference(X, kernel, padding=padding, stride=stride, flip=flip, border=border)
-    scale = float(np.abs(X).max()) * float(np.abs(kernel).sum())
+    steps = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel]
+    reference = X
+    scale = float(np.abs(X).max())
+    for step in steps:
+        reference = scipy_reference(reference, step, padding=padding, stride=stride, flip=flip, border=border)
+        scale *= float(np.abs(step).sum())
     tolerance = 1e-9 * max(1.0, scale)
-    name = FFT_REFERENCE if np.size(kernel) > DIRECT_TAPS else REFERENCE
+    name = FFT_REFERENCE if max(np.size(step) for step in steps) > DIRECT_TAPS else REFERENCE
     if reference.shape != np.shape(A):
         return Verification(float("inf"), tolerance, name)
     return Verification(float(np.abs(np.asarray(A) - reference).max()), tolerance, name)
@@ -294,24 +372,36 @@ def verify_map(X: np.ndarray, kernel: np.ndarray, A: np.ndarray, *, padding="val
 
 @dataclass(frozen=True)
 class MapStats:
-    """Shape and value summary of a map."""
+    """Shape and value summary of a map (``std`` is the population standard deviation, numpy's default)."""
 
     shape: tuple[int, ...]
     min: float
     max: float
     mean: float
+    std: float = float("nan")
+
+    @property
+    def constant(self) -> bool:
+        """True when every value is the same (``--normalize minmax`` draws it mid-grey)."""
+        return self.min == self.max
 
     def __str__(self) -> str:
         dims = "x".join(map(str, self.shape))
-        return f"shape {dims}  min {self.min:.6g}  max {self.max:.6g}  mean {self.mean:.6g}"
+        text = f"shape {dims}  min {self.min:.6g}  max {self.max:.6g}  mean {self.mean:.6g}  std {self.std:.6g}"
+        return text + ("  (constant map: every value is the same)" if self.constant else "")
+
+    def to_dict(self) -> dict:
+        """``{"shape", "min", "max", "mean", "std", "constant"}`` as plain JSON-ready values."""
+        return {"shape": list(self.shape), "min": self.min, "max": self.max, "mean": self.mean, "std": self.std,
+                "constant": self.constant}
 
 
 def map_stats(A: np.ndarray) -> MapStats:
-    """Shape, min, max and mean of ``A``."""
+    """Shape, min, max, mean and standard deviation of ``A``."""
     A = np.asarray(A)
     with np.errstate(over="ignore"):  # values near 1.8e308 may have no finite mean: it shows as inf
-        mean = float(A.mean())
-    return MapStats(tuple(int(d) for d in A.shape), float(A.min()), float(A.max()), mean)
+        mean, std = float(A.mean()), float(A.std())
+    return MapStats(tuple(int(d) for d in A.shape), float(A.min()), float(A.max()), mean, std)
 
 
 def preview_levels(A: np.ndarray, *, normalize: str = "minmax", max_width: int = 64,

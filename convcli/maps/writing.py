@@ -1,4 +1,4 @@
-"""Writing activation maps: PNG pictures, exact ``.npy`` arrays and float32 TIFFs.
+"""Writing activation maps: 8-bit pictures (PNG, JPEG, WebP, BMP), exact ``.npy`` arrays and float32 TIFFs.
 
 Writes are atomic and never replace an existing file without ``force``
 (:mod:`convcli.io.files`).  PNGs are encoded by :mod:`convcli.maps.png`;
@@ -21,11 +21,31 @@ from convcli.maps import png
 from convcli.maps.levels import to_uint8, upscale
 
 #: Output extension -> format written by :func:`write_map`.
-OUTPUT_TYPES = {".png": "png", ".npy": "npy", ".tif": "tiff", ".tiff": "tiff"}
+OUTPUT_TYPES = {
+    ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".bmp": "bmp",
+    ".npy": "npy", ".tif": "tiff", ".tiff": "tiff",
+}
+#: The formats that hold an 8-bit picture (``--normalize``, ``--size`` and ``--cmap`` apply).
+PICTURE_FORMATS = ("png", "jpeg", "webp", "bmp")
+#: Pillow's save options per picture format: JPEG at quality 95 without chroma subsampling (edges stay
+#: sharp), WebP lossless (the exact levels, like PNG).
+_SAVE_OPTIONS = {
+    "jpeg": {"quality": 95, "subsampling": 0},
+    "webp": {"lossless": True},
+    "bmp": {},
+}
 
 
 def output_format(path: str | os.PathLike) -> str:
-    """``"png"``, ``"npy"`` or ``"tiff"`` from ``path``'s extension; OutputError for others."""
+    """``"png"``, ``"jpeg"``, ``"webp"``, ``"bmp"``, ``"npy"`` or ``"tiff"`` from ``path``'s extension.
+
+    Raises
+    ------
+    OutputError
+        For a folder, or an extension not in :data:`OUTPUT_TYPES`.
+    """
+    if Path(path).is_dir():
+        raise OutputError(f"output '{path}' is a folder; give a file name such as '{Path(path) / 'map.png'}'")
     suffix = Path(path).suffix.lower()
     if suffix not in OUTPUT_TYPES:
         raise OutputError(
@@ -54,7 +74,8 @@ def save_png(levels: np.ndarray, stream: BinaryIO, *, size: int | None = None) -
     _save_png(upscale(np.asarray(levels), size), stream)
 
 
-def _save_png(img: np.ndarray, stream: BinaryIO) -> None:
+def _save_png(img: np.ndarray, stream: BinaryIO, fmt: str = "png") -> None:
+    """Encode a uint8 picture as ``fmt`` (PNG through convcli's own encoder, the others through Pillow)."""
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
@@ -62,8 +83,13 @@ def _save_png(img: np.ndarray, stream: BinaryIO) -> None:
         raise ParameterError(f"encode_png needs uint8 (H, W) or (H, W, 3); got {img.dtype} {img.shape}")
     if 0 in img.shape:
         raise ParameterError(f"encode_png needs a picture of at least 1x1 pixels; got shape {img.shape}")
-    # per-strip filters, run-length deflate, strips on two threads: 3-4x faster than Pillow, same size on photos
-    png.write_png(img, stream)
+    if fmt == "png":
+        # per-strip filters, run-length deflate, strips on two threads: 3-4x faster than Pillow, same size on photos
+        png.write_png(img, stream)
+        return
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(img)).save(stream, format=fmt.upper(), **_SAVE_OPTIONS[fmt])
 
 
 def check_size(shape: tuple[int, ...], size: int | None) -> None:
@@ -71,10 +97,10 @@ def check_size(shape: tuple[int, ...], size: int | None) -> None:
     if size is not None and int(size) >= 1:
         h, w = shape[:2]
         pixels = round(h * size / max(h, w)) * round(w * size / max(h, w))
-        if pixels > pictures.MAX_PIXELS:
+        if pictures.MAX_PIXELS is not None and pixels > pictures.MAX_PIXELS:
             raise ParameterError(
                 f"size {size} would make a picture of {pixels:,} pixels, more than the limit of "
-                f"{pictures.MAX_PIXELS:,}"
+                f"{pictures.MAX_PIXELS:,}; {pictures.RAISE_HINT}"
             )
 
 
@@ -116,7 +142,8 @@ def write_map(path: str | os.PathLike, A: np.ndarray, *, normalize: str = "minma
               force: bool = False) -> Path:
     """Write map ``A`` (``(H, W)`` or ``(H, W, C)``) to ``path``, the format chosen by extension.
 
-    ``.png`` (8-bit grey, RGB for 3 channels; ``normalize`` and ``size`` apply),
+    ``.png``, ``.jpg``/``.jpeg``, ``.webp``, ``.bmp`` (8-bit grey, RGB for 3
+    channels; ``normalize`` and ``size`` apply),
     ``.npy`` (float64, exact) or ``.tif``/``.tiff`` (float32).  The write is
     atomic and an existing file is refused unless ``force``.
 
@@ -128,7 +155,7 @@ def write_map(path: str | os.PathLike, A: np.ndarray, *, normalize: str = "minma
 
     fmt = output_format(path)
     check_writable(path, force=force)
-    if fmt == "png":
+    if fmt in PICTURE_FORMATS:
         check_size(np.shape(A), size)
         return write_picture(path, to_uint8(np.asarray(A, dtype=np.float64), normalize), size=size, force=force)
     return atomic_write_bytes(path, map_bytes(A, fmt, normalize=normalize, size=size), force=force)
@@ -136,13 +163,17 @@ def write_map(path: str | os.PathLike, A: np.ndarray, *, normalize: str = "minma
 
 def write_picture(path: str | os.PathLike, levels: np.ndarray, *, size: int | None = None,
                   force: bool = False) -> Path:
-    """Write an 8-bit picture ``(H, W)`` or ``(H, W, 3)`` (upscaled to ``size``) as a PNG file.
+    """Write an 8-bit picture ``(H, W)`` or ``(H, W, 3)`` (upscaled to ``size``) in the format of its extension.
 
-    The PNG is streamed into the file, which appears atomically; an existing
-    file is refused unless ``force`` (OutputError).
+    PNG, JPEG (quality 95), lossless WebP or BMP (:data:`PICTURE_FORMATS`).
+    The picture is streamed into the file, which appears atomically; an
+    existing file is refused unless ``force`` (OutputError).
     """
+    fmt = output_format(path)
+    if fmt not in PICTURE_FORMATS:
+        raise OutputError(f"output '{path}' is not a picture format; accepted: .png .jpg .jpeg .webp .bmp")
     check_writable(path, force=force)
     check_size(np.shape(levels), size)
     with atomic_open(path, force=force) as handle:
-        save_png(levels, handle, size=size)
+        _save_png(upscale(np.asarray(levels), size), handle, fmt)
     return Path(path)

@@ -120,7 +120,7 @@ def test_an_existing_array_is_kept_without_force(tmp_path, digits):
     before = (out / "maps.npy").read_bytes()
     assert_refused(
         run(digits[0], "--format", "npy", "-f", "sharpen", "-o", out),
-        f"output folder '{out}' is not empty; use --force to replace the files convcli writes there "
+        f"output folder '{out}' holds files that are not an earlier convcli render (not all listed in its manifest.json); use --force to replace the files convcli writes there "
         "(nothing else is deleted), or choose another folder with -o",
     )
     assert (out / "maps.npy").read_bytes() == before
@@ -160,7 +160,7 @@ def test_resume_without_a_store_starts_afresh_but_only_in_an_empty_folder(tmp_pa
     (out / "manifest.json").write_text("{}")  # a PNG render's, say
     assert_refused(
         run(digits[0], "--format", "zarr", "-f", "box", "-o", out, "--resume"),
-        f"output folder '{out}' is not empty; use --force to replace the files convcli writes there "
+        f"output folder '{out}' holds files that are not an earlier convcli render (not all listed in its manifest.json); use --force to replace the files convcli writes there "
         "(nothing else is deleted), or choose another folder with -o",
     )
     assert (out / "manifest.json").read_text() == "{}"

@@ -48,7 +48,8 @@ def test_no_output_prints_summary_and_preview():
     lines = result.stdout.splitlines()
     A = signal.correlate2d(BOOT, W1, mode="valid")
     assert lines[0] == f"edge-h (3x3) on {default_sample()}, padding valid, stride 1"
-    assert lines[1] == f"activation map: shape 26x26  min {A.min():g}  max {A.max():g}  mean {A.mean():g}"
+    assert lines[1] == (f"activation map: shape 26x26  min {A.min():g}  max {A.max():g}  mean {A.mean():g}"
+                        f"  std {A.std():g}")
     preview = lines[2:28]
     assert len(preview) == 26 and all(len(row) == 52 and set(row) <= set(" .:-=+*#%@") for row in preview)
     # the brightest cell of the preview is where the map is largest (in the shade ramp, '@' is top)
@@ -184,7 +185,7 @@ def test_png_made_in_strips_is_the_picture_of_the_whole_map(tmp_path, monkeypatc
     A = np.load(tmp_path / "m.npy")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), to_uint8(A, mode))
     summary = re.compile(r"; map (shape .*)\)$", re.MULTILINE)
-    assert summary.search(png.stderr)[1] == summary.search(npy.stderr)[1] == "shape 256x256  min -491  max 471  mean 0"
+    assert summary.search(png.stderr)[1] == summary.search(npy.stderr)[1] == "shape 256x256  min -491  max 471  mean 0  std 60.3103"
     piped = run(*args, "-o", "-")
     assert piped.stdout_bytes == (tmp_path / "m.png").read_bytes()
 
@@ -209,7 +210,8 @@ def test_png_output_keeps_the_picture_uint8_and_never_holds_the_whole_map(tmp_pa
 def test_tiff_output_and_png_only_note(tmp_path):
     result = run("-k", "blur", "--size", 64, "-o", tmp_path / "b.tif")
     assert result.exit_code == 0
-    assert result.stderr.startswith(f"note: --size apply to PNG output only; '{tmp_path / 'b.tif'}' keeps the raw")
+    assert result.stderr.startswith(f"note: --size applies to picture output only (.png .jpg .webp .bmp); "
+                                    f"'{tmp_path / 'b.tif'}' keeps the raw")
     np.testing.assert_allclose(np.asarray(Image.open(tmp_path / "b.tif")),
                                signal.correlate2d(BOOT, np.full((3, 3), 1 / 9), "valid").astype(np.float32))
 
@@ -312,7 +314,8 @@ def test_decompression_bomb_is_refused(tmp_path):
     (["-k", "box", "--key", "x_train"],
      f"key 'x_train' applies only to .npz archives; '{default_sample()}' is a PNG image (mode L)"),
     (["-k", "box", "--padding", "same", "--stride", "2"], "padding 'same' needs stride 1; got stride 2"),
-    (["-k", "box", "-o", "map.jpg"], "output 'map.jpg' has extension '.jpg'; accepted: .png, .npy, .tif, .tiff"),
+    (["-k", "box", "-o", "map.gif"],
+     "output 'map.gif' has extension '.gif'; accepted: .png, .jpg, .jpeg, .webp, .bmp, .npy, .tif, .tiff"),
     (["-k", "box", "-o", "no/such/folder/map.png"], "output folder 'no/such/folder' does not exist; create it first"),
     ([str(SAMPLE_DIR / "scene-256.png"), "--color", "-k", "box", "-o", "map.tif"],
      "TIFF output holds one channel; this map has shape (254, 254, 3): use .npy or .png"),

@@ -90,7 +90,7 @@ def test_show_matrix_properties_and_preview(name):
     stats = [line for line in lines if line.startswith("activation map on ")]
     assert stats == [
         f"activation map on {default_sample().name} (padding valid): shape {A.shape[0]}x{A.shape[1]}"
-        f"  min {A.min():g}  max {A.max():g}  mean {A.mean():g}"
+        f"  min {A.min():g}  max {A.max():g}  mean {A.mean():g}  std {A.std():g}"
     ]
     preview = lines[lines.index(stats[0]) + 1 :]
     assert len(preview) == A.shape[0] and all(len(row) == 2 * A.shape[1] for row in preview)
@@ -166,15 +166,23 @@ def test_render_with_no_arguments_renders_the_samples_with_every_filter(tmp_path
     assert np.abs(levels - np.rint(255 * (A - A.min()) / (A.max() - A.min()))).max() <= 1
     assert np.asarray(Image.open(out / "scene-256" / "box.png")).shape == (254, 254)
 
-    # the second time, the folder holds files: refused, nothing changed
+    # the second time, the folder holds only the first render: it is replaced, with the same files
+    first = sorted(p.relative_to(out) for p in out.rglob("*"))
+    again = run("render")
+    assert again.exit_code == 0, again.stderr
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == first
+    # a file convcli did not write makes it someone's folder: refused, nothing changed
+    (out / "notes.txt").write_text("mine")
     before = (out / "manifest.json").stat().st_mtime_ns
     assert_refused(
         run("render"),
-        "output folder 'convcli-filters' is not empty; use --force to replace the files "
-        "convcli writes there (nothing else is deleted), or choose another folder with -o",
+        "output folder 'convcli-filters' holds files that are not an earlier convcli render (not all listed in its "
+        "manifest.json); use --force to replace the files convcli writes there (nothing else is deleted), or "
+        "choose another folder with -o",
     )
     assert (out / "manifest.json").stat().st_mtime_ns == before
     assert run("render", "--force", "-q").exit_code == 0
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_render_f_and_k_mixed_with_an_index_range(tmp_path):
@@ -248,7 +256,8 @@ def test_render_reads_stdin(tmp_path):
         (["--index", "x"], "index 'x' is not an index list; expected e.g. 3, 0:100, 0:10:2 or 0,5,7"),
         (
             ["--size", "100000"],
-            "size 100000 would make a picture of 10,000,000,000 pixels, more than the limit of 50,000,000",
+            "size 100000 would make a picture of 10,000,000,000 pixels, more than the limit of 50,000,000; "
+            "raise it with --max-pixels N or CONVCLI_MAX_PIXELS=N (0: no limit)",
         ),
         (
             ["-f", "gaussian-5", "-k", "1;2;3;4;5;6;7;8;9;10;11;12;13;14;15;16;17;18;19;20;21;22;23;24;25;26;27;28;29"],

@@ -112,7 +112,15 @@ def test_table_off_a_terminal_keeps_each_check_on_one_line(monkeypatch):
     row = next(line for line in lines if line.lstrip().startswith("dot_backward[3x3]:w"))
     assert row.rstrip().endswith("it is the gradient for an upstream gradient of ones: multiply by the upstream gradient")
     assert lines[-1] == f"FAILED: 6 checks of {LAB}: 2 passed, 4 failed, 0 skipped (seed 0)"
-    assert console.width == 50
+    assert console.width == 50  # printed at full width without changing the shared console
+    assert all(line == line.rstrip() for line in lines)  # no padding to the widest row
+    header = next(line for line in lines if "abs err" in line)
+    assert header.split() == ["check", "result", "abs", "err", "rel", "err", "worst", "index", "message"]
+
+
+def test_help_says_what_worst_means():
+    result = run("--help")
+    assert "the one furthest outside tolerance" in " ".join(result.output.split())
 
 
 def test_crash_is_a_junit_error_and_exit_1(tmp_path):

@@ -15,6 +15,7 @@ from convcli.gradcheck.reports import (
     table_rows,
     to_json,
     to_junit,
+    worst_errors,
 )
 
 
@@ -206,3 +207,21 @@ def test_table_rows_and_summary():
     )
     report.checks = report.checks[:1]
     assert summary_line(report) == "PASSED: 1 check of course/hw1/lab.py: 1 passed, 0 failed, 0 skipped (seed 7)"
+
+
+def test_table_numbers_belong_to_the_worst_element():
+    # The checker's maxima can come from other elements than the worst one (largest error relative to its
+    # tolerance); the row shows the worst element's own errors, as the message does.
+    record = CheckRecord(
+        "conv_backward:X", "conv_backward", "backward", "fail",
+        "conv_backward: gradient for 'X' wrong at [3, 1]: numerical 0.1000, analytical 6.0000 (rel. error 9.8e-01)",
+        input="X", max_abs_error=23.0, max_rel_error=1.7, worst_index=[3, 1], numerical=0.1, analytical=6.0,
+    )
+    report = CheckReport(checks=[record], seed=0, settings={})
+    (row,) = table_rows(report)
+    assert row[2:5] == ("5.9e+00", "9.8e-01", "[3, 1]")
+    assert worst_errors(record) == (pytest.approx(5.9), pytest.approx(5.9 / 6.0))
+    forward = CheckRecord("dot_forward", "dot_forward", "forward", "fail", "m", max_abs_error=9.0,
+                          worst_index=[0], expected=-2.0, actual=2.0)
+    assert worst_errors(forward) == (4.0, 2.0)
+    assert worst_errors(CheckRecord("x", "x", "backward", "fail", "crash", crashed=True)) == (None, None)

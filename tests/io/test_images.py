@@ -385,7 +385,8 @@ def test_decompression_bombs(tmp_path, monkeypatch):
     with pytest.raises(ImageFormatError) as err:
         open_source(path)
     assert str(err.value) == (f"input '{path}' has 10000x6000 = 60,000,000 pixels, more than the limit of "
-                              "50,000,000 (decompression-bomb protection)")
+                              "50,000,000 (decompression-bomb protection); raise it with --max-pixels N or "
+                              "CONVCLI_MAX_PIXELS=N (0: no limit)")
     monkeypatch.setattr(pictures, "MAX_PIXELS", 20)
     with pytest.raises(ImageFormatError, match=r"has 5x5 = 25 pixels, more than the limit of 20"):
         open_source(write(tmp_path, "small.png", png_bytes(np.zeros((5, 5), np.uint8))))
@@ -494,3 +495,35 @@ def test_parse_indices_matches_python_slicing_in_range(count, start, stop, step)
             parse_indices(spec, count)
     else:
         assert parse_indices(spec, count) == expected
+
+
+def test_pixel_limit_is_set_and_restored(tmp_path):
+    from PIL import Image as PILImage
+
+    path = tmp_path / "big.png"
+    path.write_bytes(png_header(10000, 6000))
+    pil_default = PILImage.MAX_IMAGE_PIXELS
+    with pictures.pixel_limit(70_000_000):
+        assert open_source(path).shape == (6000, 10000)  # the header passes; nothing is decoded
+    with pictures.pixel_limit(0):
+        assert pictures.MAX_PIXELS is None and PILImage.MAX_IMAGE_PIXELS is None
+        assert open_source(path).shape == (6000, 10000)
+    assert pictures.MAX_PIXELS == 50_000_000 and PILImage.MAX_IMAGE_PIXELS == pil_default
+    with pytest.raises(ImageFormatError, match="more than the limit of 50,000,000"):
+        open_source(path)
+    with pictures.pixel_limit(None):
+        assert pictures.MAX_PIXELS == 50_000_000
+
+
+def test_multi_frame_pictures_are_indexed(tmp_path):
+    frames = [np.full((4, 5), v, np.uint8) for v in (10, 20, 30)]
+    path = tmp_path / "pages.tif"
+    Image.fromarray(frames[0]).save(path, save_all=True, append_images=[Image.fromarray(f) for f in frames[1:]])
+    source = open_source(path)
+    assert source.indexed and source.count == 3 and source.shape == (4, 5) and "3 frames" in source.format
+    np.testing.assert_array_equal(source.read([2, 0]), np.stack([frames[2], frames[0]]).astype(np.float64))
+    assert source.read([1], color=True).shape == (1, 4, 5, 1)
+    odd = tmp_path / "odd.tif"
+    Image.fromarray(frames[0]).save(odd, save_all=True, append_images=[Image.fromarray(np.zeros((3, 3), np.uint8))])
+    with pytest.raises(ImageFormatError, match=r"frame 1 is 3x3, frame 0 is 5x4; convcli reads frames of one size"):
+        open_source(odd).read([1])

@@ -182,8 +182,10 @@ def test_npy_files(tmp_path):
     assert flt.name == "k" and flt.kernel.dtype == np.float64
     np.testing.assert_array_equal(flt.kernel, [[0, 1, 2], [3, 4, 5]])
     cases = {
-        "1d": (np.ones(3), "holds an array of shape (3,); expected a 2-D array"),
-        "3d": (np.ones((2, 2, 2)), "holds an array of shape (2, 2, 2); expected a 2-D array"),
+        "1d": (np.ones(3), "holds an array of shape (3,); expected (Fh, Fw), or (C, Fh, Fw) for a kernel over the "
+               "C channels of a colour image (with --color)"),
+        "4d": (np.ones((1, 2, 2, 2)), "holds an array of shape (1, 2, 2, 2); expected (Fh, Fw), or (C, Fh, Fw) "
+               "for a kernel over the C channels of a colour image (with --color)"),
         "empty": (np.ones((0, 3)), "holds no numbers; expected a non-empty 2-D array"),
         "nan": (np.array([[1.0, np.nan]]), ", row 1, value 2: nan is not finite; kernels need finite numbers"),
         "str": (np.array([["a", "b"]]), "holds <U1 values; expected a 2-D array of numbers"),
@@ -254,3 +256,21 @@ def test_kernel_files_are_closed(tmp_path):
     with pytest.raises(KernelError, match=r"is an \.npz archive"):
         load_kernel(str(tmp_path / "k.npy"))
     gc.collect()
+
+
+def test_inline_json_and_channel_kernels(tmp_path):
+    np.testing.assert_array_equal(load_kernel("[[1, 2, 1], [0, 0, 0], [-1, -2, -1]]").kernel,
+                                  load_kernel("1,2,1;0,0,0;-1,-2,-1").kernel)
+    with pytest.raises(KernelError) as err:
+        load_kernel('[[1, "x"]]')
+    assert str(err.value) == """inline kernel '[[1, "x"]]', row 1, value 2: "x" is not a number"""
+    path = tmp_path / "rgb.npy"
+    np.save(path, np.arange(12, dtype=np.int16).reshape(3, 2, 2))
+    f = load_kernel(str(path))
+    assert f.kernel.shape == (3, 2, 2) and f.shape == (2, 2) and f.channels == 3 and f.kernel.dtype == np.float64
+    assert load_kernel("sobel-x").channels is None
+    bad = np.ones((2, 2, 2))
+    bad[1, 0, 1] = np.inf
+    np.save(path, bad)
+    with pytest.raises(KernelError, match="is not finite; kernels need finite numbers"):
+        load_kernel(str(path))

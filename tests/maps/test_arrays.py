@@ -126,7 +126,7 @@ def test_existing_output_is_refused_without_force_and_replaced_with_it(tmp_path)
     out = tmp_path / "out"
     run_npy(plan_arrays([src], BANK, out, padding="same"))
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(OutputError, match="is not empty; use --force"):
+    with pytest.raises(OutputError, match="holds files that are not an earlier convcli render .*; use --force"):
         plan_arrays([src], BANK, out, padding="same")
     run_npy(plan_arrays([src], BANK[:1], out, padding="same", force=True))
     assert np.load(out / "maps.npy").shape == (3, 1, 12, 10)

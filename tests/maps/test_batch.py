@@ -320,7 +320,8 @@ def test_non_empty_folder_is_refused_and_force_replaces_only_our_files(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(OutputError, match=r"output folder '.*out' is not empty; use --force to replace the files"):
+    with pytest.raises(OutputError, match=r"output folder '.*out' holds files that are not an earlier convcli render \(not all listed in its "
+                       r"manifest.json\); use --force to replace the files"):
         plan_render([source], LAB, out)
     assert os.listdir(out) == ["notes.txt"]
 
@@ -400,3 +401,33 @@ def test_bad_inputs_and_filters_are_refused_before_anything_is_written(tmp_path)
     with pytest.raises(ImageFormatError, match="truncated or corrupt"):
         plan_render([good, cut], LAB, out)
     assert not out.exists()
+
+
+def test_an_earlier_render_is_replaced_without_force(tmp_path):
+    source = write_idx(tmp_path, strokes(3))
+    out = tmp_path / "out"
+    everything = [FILTERS[name] for name in ("edge-h", "box", "laplacian")]
+    render([source], everything, out)
+    assert sorted(os.listdir(out / "digits-0")) == ["box.png", "edge-h.png", "laplacian.png"]
+    # a second run with fewer filters replaces the first: the filters it dropped go too, and the manifest agrees
+    render([source], everything[:1], out, index="0:2")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["digits-0/edge-h.png", "digits-1/edge-h.png", "manifest.json", "sheet.png"]
+    assert sorted(entry["file"] for entry in manifest(out)["files"]) == files[:2]
+    # anything else in the folder (or a manifest that does not list it) still needs --force
+    (out / "digits-0" / "mine.png").write_bytes(b"mine")
+    with pytest.raises(OutputError, match="holds files that are not an earlier convcli render"):
+        plan_render([source], everything, out)
+    (out / "digits-0" / "mine.png").unlink()
+    (out / "manifest.json").write_text("not json")
+    with pytest.raises(OutputError, match="holds files that are not an earlier convcli render"):
+        plan_render([source], everything, out)
+
+
+def test_estimated_bytes_counts_whole_blocks(tmp_path):
+    source = write_idx(tmp_path, strokes(3))
+    plan = plan_render([source], LAB, tmp_path / "out")
+    # 3 items x 3 filters of 26x26 maps: each PNG is under one 4 KiB block
+    assert plan.total_maps == 9 and plan.estimated_bytes == 9 * 4096
+    big = plan_render([source], LAB, tmp_path / "out", size=512)
+    assert big.estimated_bytes == 9 * (-(-int(100 + 0.7 * 512 * 512) // 4096) * 4096)

@@ -49,7 +49,7 @@ def test_to_uint8_exact_values():
     np.testing.assert_array_equal(to_uint8(A, "abs"), [[85, 0], [85, 255]])
     np.testing.assert_array_equal(to_uint8(A, "signed"), [[85, 128], [170, 255]])
     np.testing.assert_array_equal(to_uint8(np.array([[-3.0, 300.4]]), "clip"), [[0, 255]])
-    np.testing.assert_array_equal(to_uint8(np.full((2, 2), 7.0), "minmax"), np.zeros((2, 2)))
+    np.testing.assert_array_equal(to_uint8(np.full((2, 2), 7.0), "minmax"), np.full((2, 2), 128))  # mid-grey
     np.testing.assert_array_equal(to_uint8(np.zeros((2, 2)), "signed"), np.full((2, 2), 128))
     with pytest.raises(ParameterError, match="normalize must be one of minmax, abs, clip, signed; got 'log'"):
         to_uint8(A, "log")
@@ -87,7 +87,7 @@ def test_limits_set_the_scale():
     np.testing.assert_array_equal(to_uint8(A, "abs", limits=(-4.0, 2.0)), [[64, 0, 64]])
     np.testing.assert_array_equal(to_uint8(A, "signed", limits=(-0.5, 5.0)), [[102, 128, 153]])
     np.testing.assert_array_equal(to_uint8(A, "clip", limits=(-9.0, 9.0)), [[0, 0, 1]])
-    np.testing.assert_array_equal(to_uint8(A, "minmax", limits=(2.0, 2.0)), [[0, 0, 0]])
+    np.testing.assert_array_equal(to_uint8(A, "minmax", limits=(2.0, 2.0)), [[128, 128, 128]])
 
 
 def test_the_peak_of_int8_counts_minus_128():
@@ -218,3 +218,30 @@ def test_min_cell_is_at_least_96():
     img = np.zeros((50, 50), np.uint8)
     sheet = contact_sheet([("a", img, [img])], ["box"])
     assert sheet.shape[1] == 2 * 10 + 2 * 100 + 6  # 50 px doubled to 100 >= 96
+
+
+def test_apply_cmap_takes_matplotlibs_colours():
+    import matplotlib
+
+    from convcli.maps.levels import apply_cmap, colormap_names
+
+    levels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb = apply_cmap(levels, "RdBu_r")
+    expected = np.rint(matplotlib.colormaps["RdBu_r"](np.arange(256))[:, :3] * 255).reshape(16, 16, 3)
+    assert rgb.dtype == np.uint8 and rgb.shape == (16, 16, 3) and np.abs(rgb - expected).max() <= 1
+    assert apply_cmap(np.zeros((2, 3, 4), np.uint8), "gray").shape == (2, 3, 4, 3)
+    assert "viridis" in colormap_names() and "RdBu_r" in colormap_names()
+    with pytest.raises(ParameterError, match="apply_cmap takes uint8 grey levels; got float64"):
+        apply_cmap(np.zeros((2, 2)), "gray")
+
+
+def test_contact_sheet_in_colour_when_a_map_is():
+    from convcli.maps.sheet import contact_sheet
+
+    grey = np.zeros((8, 8), np.uint8)
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    sheet = contact_sheet([("a", grey, [red])], ["r"])
+    assert sheet.ndim == 3 and sheet.shape[2] == 3
+    assert ((sheet[..., 0] == 255) & (sheet[..., 1] == 0)).any()  # the red map is there
+    assert contact_sheet([("a", grey, [grey])], ["g"]).ndim == 2

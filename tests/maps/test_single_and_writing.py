@@ -17,6 +17,7 @@ from convcli.maps.single import (
     convolve_map,
     map_picture,
     map_stats,
+    pipeline_map,
     preview_levels,
     scipy_reference,
     verify_map,
@@ -76,6 +77,37 @@ def test_map_picture_is_the_whole_maps_picture_made_strip_by_strip(h, w, fh, fw,
     whole = map_stats(A)
     assert (stats.shape, stats.min, stats.max) == (whole.shape, whole.min, whole.max)
     assert stats.mean == pytest.approx(whole.mean, rel=1e-12, abs=1e-12 * np.abs(A).max())
+    assert stats.std == pytest.approx(whole.std, rel=1e-9, abs=1e-9 * np.abs(A).max())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(5, 14), st.integers(5, 14), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3),
+       st.sampled_from(["valid", "full", 1]), st.integers(1, 2), st.booleans(),
+       st.sampled_from(["zero", "reflect", "edge"]), st.integers(0, 2**31))
+def test_channel_sum_and_pipeline_match_loops_over_scipy(h, w, C, fh, fw, padding, stride, flip, border, seed):
+    """A (C, Fh, Fw) kernel is the sum of C per-channel correlations; a pipeline is correlations in turn."""
+    rng = np.random.default_rng(seed)
+    X, k3, k2 = rng.normal(size=(h, w, C)), rng.normal(size=(C, fh, fw)), rng.normal(size=(fh, fw))
+    options = dict(padding=padding, stride=stride, flip=flip, border=border)
+    pads = {"valid": ((0, 0), (0, 0)), "full": ((fh - 1,) * 2, (fw - 1,) * 2), 1: ((1, 1), (1, 1))}[padding]
+    mode = {"zero": "constant", "reflect": "reflect", "edge": "edge"}[border]
+
+    def reference(plane, kernel):
+        kernel = np.rot90(kernel, 2) if flip else kernel
+        padded = np.pad(plane, pads, mode=mode) if padding != "valid" else plane
+        return signal.correlate2d(padded, kernel, mode="valid")[::stride, ::stride]
+
+    try:
+        summed = sum(reference(X[..., c], k3[c]) for c in range(C))
+        expected = reference(summed, k2)
+    except ValueError:  # numpy cannot reflect-pad this much, or a map is empty: convcli refuses too
+        return
+    if 0 in expected.shape:
+        return
+    A = pipeline_map(X, [k3, k2], **options)
+    scale = np.abs(X).max() * np.abs(k3).sum() * np.abs(k2).sum()
+    assert A.shape == expected.shape and np.abs(A - expected).max() <= 1e-12 * scale
+    assert verify_map(X, [k3, k2], A, **options)
 
 
 def test_map_picture_takes_grey_images_and_names_a_kernel_that_does_not_fit():
@@ -138,7 +170,11 @@ def test_verification_tolerance_counts_the_int8_minimum():
 def test_map_stats():
     stats = map_stats(np.array([[1.0, -2.0], [4.0, 5.0]]))
     assert (stats.shape, stats.min, stats.max, stats.mean) == ((2, 2), -2.0, 5.0, 2.0)
-    assert str(stats) == "shape 2x2  min -2  max 5  mean 2"
+    assert stats.std == pytest.approx(np.sqrt((1 + 16 + 4 + 9) / 4)) and not stats.constant
+    assert str(stats) == f"shape 2x2  min -2  max 5  mean 2  std {np.sqrt(7.5):.6g}"
+    flat = map_stats(np.full((3, 2), 4.0))
+    assert flat.constant and str(flat) == "shape 3x2  min 4  max 4  mean 4  std 0  (constant map: every value is the same)"
+    assert flat.to_dict() == {"shape": [3, 2], "min": 4.0, "max": 4.0, "mean": 4.0, "std": 0.0, "constant": True}
 
 
 def test_preview_levels_shrinks_and_keeps_thin_edges():
@@ -222,10 +258,14 @@ def test_write_refusals_leave_files_alone(tmp_path):
     with pytest.raises(OutputError, match="output folder '.*missing' does not exist; create it first"):
         write_map(tmp_path / "missing" / "m.png", np.ones((2, 2)))
     with pytest.raises(OutputError) as err:
-        write_map(tmp_path / "m.jpg", np.ones((2, 2)))
-    assert str(err.value) == f"output '{tmp_path / 'm.jpg'}' has extension '.jpg'; accepted: .png, .npy, .tif, .tiff"
+        write_map(tmp_path / "m.gif", np.ones((2, 2)))
+    assert str(err.value) == (f"output '{tmp_path / 'm.gif'}' has extension '.gif'; accepted: .png, .jpg, .jpeg, "
+                              ".webp, .bmp, .npy, .tif, .tiff")
     with pytest.raises(OutputError, match="has no extension"):
         output_format("map")
+    with pytest.raises(OutputError) as err:
+        output_format(tmp_path)
+    assert str(err.value) == f"output '{tmp_path}' is a folder; give a file name such as '{tmp_path / 'map.png'}'"
     assert sorted(os.listdir(tmp_path)) == ["keep.png"]
 
 
