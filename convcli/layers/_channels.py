@@ -114,18 +114,45 @@ def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
 _local = threading.local()
 
 
-def _scratch(size: int, slot: str = "cols") -> np.ndarray:
-    """This thread's buffer named ``slot``, at least ``size`` numbers, kept between calls.
+class _Scratch:
+    """This thread's kept buffers (``cols``, ``out``, ``dcols``), taken by one job's work for its duration.
 
     Fresh memory costs a page fault per 4 KiB on first touch; a kept buffer
     (a few per thread, each up to about :data:`COLS_BUDGET` numbers) does not.
+    While a job works, its thread's buffers are out of :data:`_local`, so a
+    nested or re-entrant job on that thread gets fresh ones instead of writing
+    into buffers still being read; :meth:`close` puts them back.  Nothing
+    handed to a caller is ever a view of these buffers.
     """
-    buffer = getattr(_local, slot, None)
-    if buffer is None or buffer.size < size:
-        buffer = np.empty(size)
-        if size <= 2 * COLS_BUDGET:  # an outsize chunk (one very wide row) is not kept
-            setattr(_local, slot, buffer)
-    return buffer[:size]
+
+    def __init__(self):
+        self.kept = getattr(_local, "kept", None) or {}
+        _local.kept = {}
+
+    def __call__(self, size: int, slot: str) -> np.ndarray:
+        """A buffer named ``slot`` of ``size`` numbers (contents undefined)."""
+        buffer = self.kept.get(slot)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(size)
+            if size <= 2 * COLS_BUDGET:  # an outsize chunk (one very wide row) is not kept
+                self.kept[slot] = buffer
+        return buffer[:size]
+
+    def close(self) -> None:
+        _local.kept = self.kept
+
+
+def _working(work):
+    """``work(part)`` given this thread's :class:`_Scratch` as ``work(part, scratch)``, put back afterwards."""
+
+    def run(part):
+        scratch = _Scratch()
+        try:
+            return work(part, scratch)
+        finally:
+            scratch.close()
+
+    return run
 
 
 class _Columns:
@@ -137,21 +164,20 @@ class _Columns:
     column in the kernel matrix then adds the bias inside the product.
     """
 
-    def __init__(self, X, kernel_hw, groups, pads, strides, dilations, ow, ones):
+    def __init__(self, X, kernel_hw, groups, pads, strides, dilations, ow, ones, scratch):
         self.X, self.kernel_hw, self.groups, self.ones = X, tuple(kernel_hw), groups, ones
         self.pads, self.strides, self.dilations, self.ow = pads, strides, dilations, ow
         self.rows = (X.shape[1] // groups) * kernel_hw[0] * kernel_hw[1]
-        self.ones_at = None
+        self.scratch = scratch
 
     def __call__(self, chunk) -> np.ndarray:
         n0, n1, r0, r1 = chunk
         n, rows = n1 - n0, r1 - r0
         height = self.rows + self.ones
         size = self.groups * height * n * rows * self.ow
-        cols = _scratch(size).reshape(self.groups, height, n * rows * self.ow)
-        if self.ones and self.ones_at != (cols.shape, cols.ctypes.data):  # a new buffer or layout
+        cols = self.scratch(size, "cols").reshape(self.groups, height, n * rows * self.ow)
+        if self.ones:  # every chunk: the buffer may be fresh memory, or another chunk's layout (one row per group)
             cols[:, -1] = 1.0
-            self.ones_at = (cols.shape, cols.ctypes.data)
         cg = self.X.shape[1] // self.groups
         windows = cols[:, : self.rows].reshape((self.groups, cg) + self.kernel_hw + (n, rows, self.ow))
         _fill(windows.transpose(4, 0, 1, 2, 3, 5, 6), self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
@@ -180,8 +206,8 @@ def correlate(X, w, b, pads, strides, dilations, groups: int) -> np.ndarray:
     kernels = np.ascontiguousarray(kernels)
     A = np.empty((n, k, oh, ow))
 
-    def work(part):
-        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, b is not None)
+    def work(part, scratch):
+        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, b is not None, scratch)
         for chunk in part:
             n0, n1, r0, r1 = chunk
             cols = columns(chunk)
@@ -190,11 +216,11 @@ def correlate(X, w, b, pads, strides, dilations, groups: int) -> np.ndarray:
                 if np.shares_memory(target, A):
                     np.matmul(kernels, cols, out=target)
                     continue
-            out = np.matmul(kernels, cols, out=_scratch(k * cols.shape[2], "out").reshape(groups, k // groups, -1))
+            out = np.matmul(kernels, cols, out=scratch(k * cols.shape[2], "out").reshape(groups, k // groups, -1))
             out = out.reshape(k, n1 - n0, r1 - r0, ow)
             A[n0:n1, :, r0:r1] = out.transpose(1, 0, 2, 3)
 
-    _run(work, chunks(n, (oh, ow), max(c * fh * fw, k)), A.size * cg * fh * fw)
+    _run(_working(work), chunks(n, (oh, ow), max(c * fh * fw, k)), A.size * cg * fh * fw)
     return A
 
 
@@ -221,17 +247,17 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
     transposed = tuple(strides) == (1, 1) and min(min(p) for p in back_pads) >= 0 and k <= cg * groups
     scatter = None if transposed else _Scatter(X.shape, w, pads, strides, dilations, groups)
 
-    def work(part):
-        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, bias)
+    def work(part, scratch):
+        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, bias, scratch)
         total = np.zeros((groups, k // groups, cg * fh * fw + bias))
         for chunk in part:
             dAg = _by_group(dA, chunk, groups)
             total += np.matmul(dAg, columns(chunk).transpose(0, 2, 1))
             if scatter is not None:
-                scatter.add(chunk, dAg, ow)
+                scatter.add(chunk, dAg, ow, scratch)
         return total
 
-    total = sum(_run(work, chunks(n, (oh, ow), max(c * fh * fw, k)), dA.size * cg * fh * fw, whole_images=not transposed))
+    total = sum(_run(_working(work), chunks(n, (oh, ow), max(c * fh * fw, k)), dA.size * cg * fh * fw, whole_images=not transposed))
     dw = total[:, :, : cg * fh * fw].reshape(w.shape)
     db = total[:, :, -1].reshape(k) if bias else None
     if transposed:
@@ -252,11 +278,11 @@ class _Scatter:
         self.strides, self.dilations = strides, dilations
         self.dXp = np.zeros((n, c, H + sum(pads[0]), W + sum(pads[1])))
 
-    def add(self, chunk, dAg: np.ndarray, ow: int) -> None:
+    def add(self, chunk, dAg: np.ndarray, ow: int, scratch: _Scratch) -> None:
         """Add the windows of ``chunk``, given its upstream gradient ``dAg`` of shape ``(g, K/g, pixels)``."""
         n0, n1, r0, r1 = chunk
         (sh, sw), (dh, dw) = self.strides, self.dilations
-        dcols = _scratch(self.kernels_t.shape[0] * self.kernels_t.shape[1] * dAg.shape[2], "dcols")
+        dcols = scratch(self.kernels_t.shape[0] * self.kernels_t.shape[1] * dAg.shape[2], "dcols")
         dcols = np.matmul(self.kernels_t, dAg, out=dcols.reshape(self.kernels_t.shape[:2] + dAg.shape[2:]))
         dcols = dcols.reshape(self.shape + (n1 - n0, r1 - r0, ow))
         dcols = dcols.transpose(3, 0, 1, 2, 4, 5)
