@@ -1,16 +1,17 @@
 """Activation maps as pictures and files: levels, one image's map, batch rendering and the output folder.
 
 :mod:`.levels` turns a map into 8-bit grey levels (``--normalize``), colours
-them (``--cmap``) and upscales them; :mod:`.sheet` lays out the contact sheet; :mod:`.single` computes
-one image's map (in strips for big pictures), verifies it against scipy and
-describes it (also kernel pipelines and channel sums); :mod:`.writing` writes a
-map as PNG, JPEG, WebP, BMP, ``.npy`` or TIFF;
-:mod:`.batch` renders many images × many filters and :mod:`.folder` owns the
-output folder, its writer processes and ``manifest.json``; :mod:`.arrays`
-writes a whole dataset's maps as one ``.npy`` array and :mod:`.zarrstore` as a
-Zarr store computed with Dask.  It may import :mod:`convcli.io`,
-:mod:`convcli.layers`, numpy, scipy and Pillow, and lazily the optional extras:
-matplotlib for colour maps (``convcli[cmap]``), and dask, distributed and zarr
-in :mod:`.zarrstore` only (``convcli[dask]``); never :mod:`convcli.gradcheck`,
-:mod:`convcli.cli`, click or rich.
+them (``--cmap``) and upscales them; :mod:`.sheet` lays out the contact sheet;
+:mod:`.png` encodes PNGs fast.  :mod:`.single` computes one image's map (in
+strips for big pictures, also kernel pipelines and channel sums), verifies it
+against scipy and describes it; :mod:`.writing` writes a map as PNG, JPEG,
+WebP, BMP, ``.npy`` or TIFF.  :mod:`.plan` checks a batch render up front,
+:mod:`.batch` carries it out, and :mod:`.folder` (with :mod:`.staging`) owns
+the output folder, its writer processes and ``manifest.json``.
+:mod:`.arrays` writes a whole dataset's maps as one ``.npy`` array and
+:mod:`.zarrstore` as a Zarr store computed with Dask.  It may import
+:mod:`convcli.io`, :mod:`convcli.layers`, numpy, scipy and Pillow, and lazily
+the optional extras: matplotlib for colour maps (``convcli[cmap]``), and dask,
+distributed and zarr in :mod:`.zarrstore` only (``convcli[dask]``); never
+:mod:`convcli.gradcheck`, :mod:`convcli.cli`, click or rich.
 """

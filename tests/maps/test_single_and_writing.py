@@ -99,6 +99,9 @@ def test_channel_sum_and_pipeline_match_loops_over_scipy(h, w, C, fh, fw, paddin
 
     try:
         summed = sum(reference(X[..., c], k3[c]) for c in range(C))
+        padded = (summed.shape[0] + sum(pads[0]), summed.shape[1] + sum(pads[1]))
+        if fh > padded[0] or fw > padded[1]:  # scipy swaps its inputs here; convcli refuses a kernel this large
+            return
         expected = reference(summed, k2)
     except ValueError:  # numpy cannot reflect-pad this much, or a map is empty: convcli refuses too
         return
