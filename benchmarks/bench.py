@@ -15,7 +15,9 @@ does not fail the run.
 Targets of issue #6 (first round):
 
 1. ``conv_forward(X, w, padding="same")``, 2048x2048 float64, 3x3: at most 0.8x
-   ``scipy.ndimage.correlate(X, w, mode="constant")``, and the same numbers.
+   ``scipy.ndimage.correlate(X, w, mode="constant")``, and the same numbers to
+   rounding (within ``1e-14 * max|X| * sum|w|``: since issue #15 each tap is a
+   fused multiply-add, rounded once where ndimage rounds twice).
 2. ``conv_backward`` (dX and dw) on the same input: at most 2.0x that ndimage time.
 3. 10,000 28x28 images x 16 3x3 kernels: at least 30x faster than a loop of
    ``scipy.signal.correlate2d`` over every image and kernel.
@@ -117,6 +119,9 @@ def bench_forward_backward(repeat: int) -> list[Row]:
     dA = rng.standard_normal((2048, 2048))
 
     A, ref = conv_forward(X, w, padding="same"), ndimage.correlate(X, w, mode="constant")
+    # the tap path's fused multiply-adds round once where ndimage rounds twice: the same numbers to rounding
+    scale = float(np.abs(X).max() * np.abs(w).sum())
+    close = bool(np.abs(A - ref).max() <= 1e-14 * scale)
     same = "bitwise equal" if np.array_equal(A, ref) else f"max abs diff {np.abs(A - ref).max():.3g}"
     rounds = 2 * repeat + 1  # a round takes a tenth of a second: more rounds, less noise
     fwd, nd = best_of(
@@ -129,7 +134,7 @@ def bench_forward_backward(repeat: int) -> list[Row]:
             f"ndimage.correlate {ms(nd)}",
             fwd / nd,
             "≤ 0.8",
-            fwd / nd <= 0.8 and same == "bitwise equal",
+            fwd / nd <= 0.8 and close,
             same,
         )
     ]

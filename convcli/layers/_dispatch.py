@@ -18,15 +18,17 @@ path           when                                     cost (ns)
 =============  =======================================  ==========================================
 
 ``pixels`` counts output values per kernel over the batch.  The numbers each
-path gives are documented in its module: ``taps`` is bitwise the general path
-(and ``scipy.ndimage.correlate``), the others agree with it to rounding.
+path gives are documented in its module: all agree with the general path (and
+``scipy.ndimage.correlate``) to rounding; ``taps`` is bitwise the general path
+where numpy's BLAS has no ``axpy``.  A ``taps`` job on large images whose
+output is as wide as the image runs in :mod:`._direct` (no block copies).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from convcli.layers import _fastconv, _fftconv, _separable
+from convcli.layers import _direct, _fastconv, _fftconv, _separable
 
 #: ns per output value and kernel tap on the tap paths (one multiply and one add, in cache).
 TAP = 0.35
@@ -115,6 +117,8 @@ def _run_group(group, X3, w3, pads, strides, dtype):
     path, indices, detail = group
     w = w3 if len(indices) == w3.shape[0] else w3[indices]
     if path == "taps":
+        if _direct.applies(X3, w, pads):
+            return _direct.correlate_direct(X3, w, pads, dtype)
         return _fastconv.correlate_taps(X3, w, pads, dtype)
     if path == "separable":
         return _separable.correlate_separable(X3, w, detail, pads, dtype)

@@ -10,13 +10,18 @@ also knows the separable and FFT paths of :mod:`._separable` and
 ``"taps"`` -- stride 1 and fewer than :data:`BANK_MIN` kernels.
     The image is cut into blocks of rows that stay in the CPU cache
     (:func:`blocks`, about :data:`BLOCK_PIXELS` pixels each).  Each block is copied once into a zero-padded scratch
-    buffer, and the kernel taps are accumulated into a second buffer with
-    in-place ``np.multiply(..., out=)`` / ``np.add(..., out=)``, so no
+    buffer, and the kernel taps are accumulated into a second buffer, so no
     temporary is ever the size of the image.  The buffer is flat: with rows
     ``Wp`` wide, tap ``(i, j)`` is the 1-D slice starting at ``i * Wp + j``,
-    so every ufunc call runs over one long contiguous run.  The taps are added
-    in row-major order starting from ``0.0``, exactly like the general path
-    and ``scipy.ndimage.correlate``, so the results are bitwise equal to both.
+    so every update runs over one long contiguous run: BLAS ``axpy``
+    (:mod:`._blas`, one fused multiply-add per pixel) or, where numpy's BLAS
+    has none, ``np.multiply(..., out=)`` and ``np.add(..., out=)``.  The taps
+    are added in row-major order, like the general path and
+    ``scipy.ndimage.correlate``: without ``axpy`` the results are bitwise
+    equal to both; with it each update rounds once instead of twice, so they
+    agree to rounding, and every pixel still gets the same value whatever
+    block or band it falls in.  (Large images whose output is as wide as
+    themselves skip the block copies: :mod:`._direct`.)
     Zero taps are skipped (as ndimage does) whenever the block is finite, so
     ``0 * inf`` still gives NaN as in the general path.
     The backward pass uses the same blocks: ``dX`` is the correlation of
@@ -35,7 +40,8 @@ also knows the separable and FFT paths of :mod:`._separable` and
 
 Jobs of at least :data:`PARALLEL_PIXELS` output values are split into
 consecutive runs of blocks, one per thread (:func:`_run`, at most
-:data:`THREADS`).  numpy's loops and BLAS release the GIL, each thread owns its
+:data:`THREADS`), with OpenBLAS on one thread meanwhile
+(:func:`run_with_blas`).  numpy's loops and BLAS release the GIL, each thread owns its
 scratch buffers and writes its own part of the output, so the numbers are the
 same as with one thread.  (``dw`` sums one partial result per thread, so its
 last bits can depend on the thread count.)
@@ -55,7 +61,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from convcli.layers import _threads
+from convcli.layers import _blas, _threads
 
 #: Banks with at least this many kernels go to the BLAS (``"matmul"``) path.
 BANK_MIN = 4
@@ -163,6 +169,17 @@ def _run(work: Callable[[list], object], plan: list, pixels: int) -> list:
     return list(_pool(len(parts)).map(work, parts))
 
 
+def run_with_blas(work: Callable[[list], object], plan: list, pixels: int) -> list:
+    """:func:`_run` for ``work`` that calls BLAS, with OpenBLAS on one thread meanwhile.
+
+    Each of our threads runs its own small BLAS calls, for which OpenBLAS's
+    threads on top would only spin-wait (:mod:`convcli.layers._threads`);
+    and ``axpy`` must not be split by OpenBLAS (:func:`._blas.axpy`).
+    """
+    with _threads.one_thread():
+        return _run(work, plan, pixels)
+
+
 _POOL: "tuple[int, int, ThreadPoolExecutor] | None" = None  # (process id, size, pool)
 
 
@@ -220,8 +237,9 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64) -> np.n
     Returns
     -------
     A : ndarray of ``dtype``, shape ``(N, K, H', W')``
-        With ``H' = H + top + bottom - Fh + 1`` (likewise ``W'``); bitwise
-        equal to the general path in the same dtype.
+        With ``H' = H + top + bottom - Fh + 1`` (likewise ``W'``); the
+        general path's numbers in the same dtype, to rounding with ``axpy``
+        and bitwise without it.
     """
     n, k = X.shape[0], w.shape[0]
     fh, fw = w.shape[1:]
@@ -231,6 +249,9 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64) -> np.n
     taps = [[(i * wp + j, float(w[c, i, j])) for i in range(fh) for j in range(fw)] for c in range(k)]
     nonzero = [[(o, v) for o, v in tc if v != 0.0] for tc in taps]
     has_zeros = any(len(a) != len(b) for a, b in zip(taps, nonzero))
+
+    fused = _blas.axpy(dtype)
+    size_of = np.dtype(dtype).itemsize
 
     def work(part):
         acc = tmp = None
@@ -242,6 +263,7 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64) -> np.n
             # the last output pixel of the block is ((m-1)*rows_in + rows_out-1)*Wp + W'-1
             length = ((m - 1) * buf.shape[1] + rows_out - 1) * wp + out_w
             finite = not has_zeros or bool(np.isfinite(np.sum(flat)))
+            source, target = flat.ctypes.data, acc.ctypes.data
             for c in range(k):
                 use = nonzero[c] if finite else taps[c]
                 a, t = acc[:length], tmp[:length]
@@ -251,6 +273,8 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64) -> np.n
                     src = flat[offset : offset + length]
                     if index == 0:
                         np.multiply(src, value, out=a, dtype=dtype)
+                    elif fused is not None and value != 0.0:
+                        fused(length, value, source + offset * size_of, target)  # a += value * src, one rounding
                     else:
                         np.multiply(src, value, out=t, dtype=dtype)
                         np.add(a, t, out=a)
@@ -258,7 +282,7 @@ def correlate_taps(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64) -> np.n
                 # "+ 0.0" copies out and makes the sum start from 0.0 like the general path (no -0.0)
                 np.add(grid, 0.0, out=A[n0 : n0 + m, c, r0 : r0 + rows_out])
 
-    _run(work, _plan(X, pads, fh, out_h, budget=BLOCK_PIXELS), A.size)
+    run_with_blas(work, _plan(X, pads, fh, out_h, budget=BLOCK_PIXELS), A.size)
     return A
 
 
@@ -390,10 +414,5 @@ def correlate_matmul(X: np.ndarray, w: np.ndarray, pads, strides, dtype=np.float
             else:
                 A[n0 : n0 + m, :, r0 : r0 + rows_out] = np.matmul(kernels, windows).reshape(m, k, rows_out, out_w)
 
-    plan = _plan(X, pads, fh, out_h, stride=sh, budget=MATMUL_PIXELS * sh * sw)
-    if A.size >= PARALLEL_PIXELS and min(THREADS, len(plan)) > 1:
-        with _threads.one_thread():  # our threads each run small products: OpenBLAS's own would only spin
-            _run(work, plan, A.size)
-    else:
-        _run(work, plan, A.size)
+    run_with_blas(work, _plan(X, pads, fh, out_h, stride=sh, budget=MATMUL_PIXELS * sh * sw), A.size)
     return A

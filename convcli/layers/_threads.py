@@ -18,23 +18,19 @@ one thread of its own, leaving the threading to BLAS.
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
-import numpy as np
+from convcli.layers import _blas
 
 #: Threads for large jobs: the CPUs this process may use, at most 4 (memory bandwidth runs out).
 THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 _POOLS: "dict[int, ThreadPoolExecutor]" = {}
 
-_SUFFIXES = ("scipy_openblas_{}64_", "scipy_openblas_{}", "openblas_{}64_", "openblas_{}")
 _lock = threading.Lock()
 _state = {"users": 0, "saved": None}
-_functions: "dict[str, object]" = {}
 
 
 def pool(threads: int) -> ThreadPoolExecutor:
@@ -75,38 +71,9 @@ def parallel(work, units: list, threads: int) -> list:
         return [mine] + [helper.result() for helper in helpers]
 
 
-def _candidates() -> "list[str]":
-    """Paths of OpenBLAS libraries this process has loaded (Linux), then those bundled with numpy."""
-    paths = []
-    try:
-        with open("/proc/self/maps") as maps:
-            paths += [line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line]
-    except OSError:
-        pass
-    root = os.path.dirname(os.path.dirname(np.__file__))
-    for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*"):
-        paths += glob.glob(os.path.join(root, pattern))
-    return list(dict.fromkeys(paths))
-
-
 def _find():
-    """``(get_num_threads, set_num_threads)`` of numpy's OpenBLAS, or None (looked up once)."""
-    if "found" not in _functions:
-        _functions["found"] = None
-        for path in _candidates():
-            try:
-                lib = ctypes.CDLL(path)
-            except OSError:
-                continue
-            for pattern in _SUFFIXES:
-                get, put = (getattr(lib, pattern.format(f"{op}_num_threads"), None) for op in ("get", "set"))
-                if get is not None and put is not None:
-                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
-                    _functions["found"] = (get, put)
-                    break
-            if _functions["found"]:
-                break
-    return _functions["found"]
+    """``(get_num_threads, set_num_threads)`` of numpy's OpenBLAS, or None (see :mod:`._blas`)."""
+    return _blas.thread_functions()
 
 
 @contextmanager

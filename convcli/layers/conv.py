@@ -109,9 +109,12 @@ def conv_forward(
     -----
     One-channel forms without dilation run on the path that
     :func:`convcli.layers._dispatch.plan` picks by least measured cost.
-    Stride 1 with up to 3 full-rank small kernels runs in cache-sized
-    blocks, bit for bit the numbers of the plain tap loop (and of
-    ``scipy.ndimage.correlate``).  The other paths agree with it to rounding
+    Stride 1 with up to 3 full-rank small kernels adds the taps in the plain
+    tap loop's order (and ``scipy.ndimage.correlate``'s) in cache-sized
+    blocks or bands, each as one fused multiply-add (BLAS ``axpy``), so
+    rounded once where the loop rounds twice: the same numbers to rounding,
+    and bit for bit where numpy's BLAS is not an OpenBLAS.  The other paths
+    also agree with the loop to rounding
     (a few ``eps * sum|X * w|``), not bitwise: kernels of rank 1 or 2 (box,
     Gaussian, Sobel, ``edge-h``; checked by SVD) run as column and row passes,
     exact again on integer images with integer kernels; large kernels (about

@@ -15,23 +15,51 @@ from scipy import ndimage, signal
 
 from convcli.layers import conv as layers
 from convcli.errors import ParameterError
-from convcli.layers import _dispatch, _fastconv, _fftconv, _separable, conv_backward, conv_forward, conv_forward_rows, pad_widths
+from convcli.layers import _blas, _direct, _dispatch, _fastconv, _fftconv, _separable, conv_backward, conv_forward, conv_forward_rows, pad_widths
 
 BORDERS = ["zero", "reflect", "symmetric", "edge", "wrap"]
 
 
 @contextmanager
 def block_sizes(taps: int, matmul: int, threads: int = 3):
-    """Temporarily set the fast paths' block budgets (in pixels), and split even tiny jobs over ``threads``."""
+    """Temporarily set the fast paths' block budgets (in pixels), and split even tiny jobs over ``threads``.
+
+    The taps budget is also the direct path's band size, so a small budget
+    sends every image whose output is as wide as itself to :mod:`._direct`.
+    """
     names = ("BLOCK_PIXELS", "MATMUL_PIXELS", "THREADS", "PARALLEL_PIXELS")
-    saved = [getattr(_fastconv, name) for name in names]
+    saved = [getattr(_fastconv, name) for name in names] + [_direct.BAND_PIXELS, _direct.MIN_PIXELS]
     for name, value in zip(names, (taps, matmul, threads, 0)):
         setattr(_fastconv, name, value)
+    _direct.BAND_PIXELS, _direct.MIN_PIXELS = taps, 4 * taps
     try:
         yield
     finally:
         for name, value in zip(names, saved):
             setattr(_fastconv, name, value)
+        _direct.BAND_PIXELS, _direct.MIN_PIXELS = saved[-2:]
+
+
+@contextmanager
+def unfused():
+    """The tap paths without BLAS ``axpy``: numpy's multiply and add, in the general path's order."""
+    real = _blas.axpy
+    _blas.axpy = lambda dtype: None
+    try:
+        yield
+    finally:
+        _blas.axpy = real
+
+
+def test_blas_axpy_is_found_and_adds_in_place():
+    """numpy's wheels bundle OpenBLAS: the fused update must be there (or every tap path loses half its speed)."""
+    for dtype in (np.float64, np.float32):
+        axpy = _blas.axpy(dtype)
+        assert axpy is not None
+        x, y = np.arange(10, dtype=dtype), np.ones(7, dtype)
+        axpy(7, -0.5, x.ctypes.data + 3 * x.itemsize, y.ctypes.data)
+        np.testing.assert_array_equal(y, 1 - 0.5 * x[3:])
+    assert _blas.axpy(np.int64) is None
 
 
 def general_forward(X, w, *, padding="valid", stride=1, flip=False, border="zero"):
@@ -201,11 +229,22 @@ def test_blocks_cover_every_output_row_once(n, hp, wp, fh, stride, budget):
 
 @settings(max_examples=250, deadline=None)
 @given(cases(kernels=st.sampled_from([None, 1, 2, 3]), strided=False), budgets, threads)
-def test_taps_path_is_bitwise_the_general_path(case, budget, n_threads):
+def test_taps_paths_equal_the_general_path(case, budget, n_threads):
+    """Bitwise without the fused update (the same operations in the same order); to rounding with it.
+
+    The direct path (small budgets) starts its sums from the first product, so
+    it may give -0.0 where the general path gives 0.0: values, not bits, there.
+    """
+    with block_sizes(budget, 10**6, n_threads), forced("taps"), unfused():
+        exact = conv_forward(**case)
     with block_sizes(budget, 10**6, n_threads), forced("taps"):
-        fast = conv_forward(**case)
+        fused = conv_forward(**case)
     general = general_forward(**case)
-    np.testing.assert_array_equal(bits(fast), bits(general))
+    np.testing.assert_array_equal(exact, general)
+    if budget == 10**6:  # too few pixels for the direct path: the block path, bit for bit
+        np.testing.assert_array_equal(bits(exact), bits(general))
+    scale = np.abs(case["X"]).max() * np.abs(case["w"]).sum(axis=(-2, -1)).max() + 1.0
+    np.testing.assert_allclose(fused, general, rtol=0, atol=1e-14 * scale)
 
 
 @settings(max_examples=150, deadline=None)
@@ -236,10 +275,12 @@ def test_every_path_equals_scipy_per_image_and_kernel(case, budget):
 
 @pytest.mark.parametrize("shape", [(2048, 37), (37, 2048), (301, 299), (5, 5)])
 @pytest.mark.parametrize("kernel", ["random", "edge-h", "with-zero-row"])
-def test_same_padding_is_bitwise_scipy_ndimage(shape, kernel):
-    """ndimage adds the taps in the same order from 0.0, so the tap path's numbers are identical.
+def test_same_padding_is_scipy_ndimage(shape, kernel):
+    """ndimage adds the taps in the same order, so without the fused update the numbers are identical.
 
-    A rank-1 kernel such as edge-h goes to the separable path (see the test below) unless forced here.
+    With it (the default), each update rounds once instead of twice: ndimage to
+    rounding.  A rank-1 kernel such as edge-h goes to the separable path (see
+    the test below) unless forced here.
     """
     rng = np.random.default_rng(1)
     X = rng.standard_normal(shape) * 100
@@ -248,9 +289,12 @@ def test_same_padding_is_bitwise_scipy_ndimage(shape, kernel):
         "edge-h": np.array([[1.0, 1, 1], [0, 0, 0], [-1, -1, -1]]),
         "with-zero-row": np.vstack([rng.standard_normal((2, 5)), np.zeros((1, 5))])[[0, 2, 1]],
     }[kernel]
+    reference = ndimage.correlate(X, w, mode="constant")
+    with forced("taps"), unfused():
+        np.testing.assert_array_equal(conv_forward(X, w, padding="same"), reference)
     with forced("taps"):
         A = conv_forward(X, w, padding="same")
-    np.testing.assert_array_equal(A, ndimage.correlate(X, w, mode="constant"))
+    np.testing.assert_allclose(A, reference, rtol=0, atol=1e-14 * np.abs(X).max() * np.abs(w).sum())
     if kernel == "random":  # full rank, small: the dispatcher keeps the tap path itself
         np.testing.assert_array_equal(conv_forward(X, w, padding="same"), A)
 
@@ -395,8 +439,10 @@ def test_float32_images_and_kernels_compute_in_float32(path):
     exact = general_forward(X.astype(np.float64), w.astype(np.float64), padding=(2, 2), stride=stride)
     scale = np.abs(X).max() * np.abs(w).sum(axis=(-2, -1)).max()
     np.testing.assert_allclose(A, exact, rtol=0, atol=5e-6 * scale)
-    if path == "taps":  # the same float32 operations in the same order as the general path
-        np.testing.assert_array_equal(A, layers._correlate(np.pad(X, ((0, 0), (2, 2), (2, 2))), w, (1, 1), np.float32))
+    if path == "taps":  # without the fused update: the same float32 operations in the same order as the general path
+        with forced("taps"), unfused():
+            np.testing.assert_array_equal(conv_forward(X, w, padding=(2, 2)),
+                                          layers._correlate(np.pad(X, ((0, 0), (2, 2), (2, 2))), w, (1, 1), np.float32))
     for mixed in ((X, w.astype(np.float64)), (X.astype(np.float64), w), (X.astype(np.float16), w)):
         assert conv_forward(*mixed, padding=(2, 2)).dtype == np.float64  # float64 unless both are float32
 
@@ -413,6 +459,37 @@ def test_zero_taps_still_meet_non_finite_pixels(bad):
         fast = conv_forward(X, w, padding="same")
     np.testing.assert_array_equal(fast, general_forward(X, w, padding="same"))
     assert np.isnan(fast[3, 4])  # only the zero centre tap meets the bad pixel here
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in multiply")
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+@pytest.mark.parametrize("kernel_hw", [(3, 3), (2, 4), (5, 1)])
+def test_direct_path_reads_any_image_and_meets_non_finite_pixels(dtype, kernel_hw):
+    """Images converted band by band, bands reaching into the padding, wrapped edge columns redone, inf and NaN."""
+    rng = np.random.default_rng(11)
+    X = (rng.standard_normal((3, 50, 95)) * 50).astype(dtype)[:, ::2, ::3]  # (3, 25, 32), not contiguous
+    if dtype != np.uint8:
+        X[0, 0, 0], X[1, 12, 31], X[2, 24, 5] = np.inf, np.nan, -np.inf  # a corner, a right edge, the last row
+    w = rng.standard_normal((2,) + kernel_hw).astype(dtype if dtype == np.float32 else np.float64)
+    w[:, 0, -1] = 0.0  # a zero tap meets the bad pixels: 0 * inf is NaN
+    X3, w3 = X.astype(np.float64), w.astype(np.float64)
+    for budget in (1, 40, 100):
+        with block_sizes(budget, 10**6, 2), forced("taps"):
+            assert _direct.applies(X, w, layers._geometry(X.shape[1:], kernel_hw, "same", 1)[0])
+            fast = conv_forward(X, w, padding="same")
+        assert fast.dtype == (np.float32 if dtype == np.float32 else np.float64)
+        with block_sizes(budget, 10**6, 2), forced("taps"), unfused():
+            exact = conv_forward(X, w, padding="same")
+        if dtype == np.float32:  # the general path's float32 arithmetic
+            pads = layers._geometry(X.shape[1:], kernel_hw, "same", 1)[0]
+            general = layers._correlate(np.pad(X, ((0, 0),) + pads), w, (1, 1), np.float32)
+        else:
+            general = general_forward(X3, w, padding="same")
+        np.testing.assert_array_equal(exact, general)  # NaN where the general path has NaN, and inf alike
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(general))
+        finite = np.isfinite(general)
+        scale = np.abs(X3[np.isfinite(X3)]).max() * np.abs(w3).sum(axis=(-2, -1)).max()
+        np.testing.assert_allclose(fast[finite], general[finite], rtol=0, atol=2e-6 * scale if dtype == np.float32 else 1e-13 * scale)
 
 
 def test_all_zero_kernel_gives_positive_zeros():
@@ -434,11 +511,12 @@ def test_images_of_other_dtypes_are_computed_in_float64(dtype, kernels):
     assert fast.dtype == np.float64
     exact = general_forward(X.astype(np.float64), w, padding=(1, 2))
     if kernels < _fastconv.BANK_MIN:
-        np.testing.assert_array_equal(bits(fast), bits(exact))
-        np.testing.assert_array_equal(bits(valid), bits(general_forward(X.astype(np.float64), w)))
-    else:
-        np.testing.assert_allclose(fast, exact, rtol=1e-13, atol=1e-12)
-        np.testing.assert_allclose(valid, general_forward(X.astype(np.float64), w), rtol=1e-13, atol=1e-12)
+        with block_sizes(33, 33), unfused():  # the same float64 operations as the general path
+            np.testing.assert_array_equal(conv_forward(X, w, padding=(1, 2)), exact)
+            np.testing.assert_array_equal(bits(conv_forward(np.ascontiguousarray(X), w)),
+                                          bits(general_forward(X.astype(np.float64), w)))
+    np.testing.assert_allclose(fast, exact, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(valid, general_forward(X.astype(np.float64), w), rtol=1e-13, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- backward

@@ -32,7 +32,7 @@ def test_restored_after_an_error():
 
 
 def test_without_a_findable_blas_the_layers_run_on_one_thread_of_their_own(monkeypatch):
-    monkeypatch.setattr(_threads, "_functions", {"found": None})
+    monkeypatch.setattr(_threads, "_find", lambda: None)
     with _threads.one_thread() as arranged:
         assert arranged is False
     monkeypatch.setattr(_channels, "PARALLEL_WORK", 0)
