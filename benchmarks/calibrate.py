@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="time every path near the crossovers")
     args = parser.parse_args()
 
-    from convcli.layers import _dispatch, _fastconv, _fftconv, _separable
+    from convcli.layers import _direct, _dispatch, _fastconv, _fftconv, _separable
 
     rng = np.random.default_rng(0)
     size = 2048
@@ -44,10 +44,17 @@ def main() -> None:
         pads = (((f - 1) // 2, f // 2),) * 2
         return best(lambda: _fastconv.correlate_taps(X, w, pads)), f * f
 
+    def direct(f):
+        w = rng.standard_normal((1, f, f))
+        pads = (((f - 1) // 2, f // 2),) * 2
+        return best(lambda: _direct.correlate_direct(X, w, pads))
+
     (t3, n3), (t7, n7) = taps(3), taps(7)
     pixels = size * size
     tap = (t7 - t3) / (n7 - n3) / pixels * 1e9
     pixel = t3 / pixels * 1e9 - n3 * tap
+    d3, d7 = direct(3), direct(7)
+    direct_pixel = d3 / pixels * 1e9 - n3 * (d7 - d3) / (n7 - n3) / pixels * 1e9
 
     g = np.exp(-0.5 * (np.arange(7) - 3) ** 2 / 2.0)
     w = np.outer(g, g)[None]
@@ -72,7 +79,8 @@ def main() -> None:
     copy = m4 - 4 * mac
 
     print("constant    measured   current")
-    for name, value in (("TAP", tap), ("PIXEL", pixel), ("SEPARABLE", separable), ("FFT", float(np.mean(fft))),
+    for name, value in (("TAP", tap), ("PIXEL", pixel), ("DIRECT", direct_pixel), ("SEPARABLE", separable),
+                        ("FFT", float(np.mean(fft))),
                         ("COPY", copy), ("MAC", mac)):
         print(f"{name:10s} {value:9.3f} {getattr(_dispatch, name):9.3f}")
 

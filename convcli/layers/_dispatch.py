@@ -10,13 +10,14 @@ then the choice is slightly off near the crossover, never wrong in its numbers.
 =============  =======================================  ==========================================
 path           when                                     cost (ns)
 =============  =======================================  ==========================================
-``taps``       stride 1, fewer than ``BANK_MIN`` kern.  ``pixels * (nonzero taps * TAP + K * PIXEL)``
+``taps``       stride 1, fewer than ``BANK_MIN`` kern.  ``pixels * (nonzero taps * TAP + K * PIXEL)`` (1)
 ``separable``  stride 1, every kernel of rank <= 2      ``pixels * (factor taps * TAP + K * SEPARABLE * PIXEL)``
 ``matmul``     ``BANK_MIN`` or more kernels, any stride ``pixels * Fh*Fw * (COPY + K * MAC)``
 ``fft``        stride 1, finite images                  ``FFT * tile_cost`` per kernel (:mod:`._fftconv`)
 ``general``    fewer than ``BANK_MIN`` kernels, strided the tap loop (no fast path)
 =============  =======================================  ==========================================
 
+(1) ``DIRECT`` instead of ``PIXEL`` where :mod:`._direct` computes the job.
 ``pixels`` counts output values per kernel over the batch.  The numbers each
 path gives are documented in its module: all agree with the general path (and
 ``scipy.ndimage.correlate``) to rounding; ``taps`` is bitwise the general path
@@ -30,12 +31,14 @@ import numpy as np
 
 from convcli.layers import _direct, _fastconv, _fftconv, _separable
 
-#: ns per output value and kernel tap on the tap paths (one multiply and one add, in cache).
-TAP = 0.35
-#: ns per output value for a tap path's copies (block in, result out).
-PIXEL = 3.0
+#: ns per output value and kernel tap on the tap paths (one fused multiply-add, BLAS ``axpy``).
+TAP = 0.12
+#: ns per output value for a tap path's copies (block in, result out) and the output's first touch.
+PIXEL = 1.9
+#: ns per output value for the direct tap path (no copies: zeroing the output, its first touch).
+DIRECT = 1.5
 #: The separable path's extra copies and sums per output value, in units of ``PIXEL``.
-SEPARABLE = 1.0
+SEPARABLE = 1.5
 #: ns per output value and kernel tap to copy windows for the BLAS path, and per multiply-add in BLAS.
 COPY, MAC = 0.35, 0.04
 #: ns per unit of :func:`convcli.layers._fftconv.tile_cost`.
@@ -70,9 +73,10 @@ def plan(X3: np.ndarray, w3: np.ndarray, pads, strides) -> "list[tuple[str, list
         if fft is not None and fft[1] * (1 + k) / 2 < matmul and _finite(X3):
             return [("fft", everything, fft[0])]
         return [("matmul", everything, None)]
-    choices = [_cheapest(kernel, pixels, fft) for kernel in w3]
+    per_pixel = DIRECT if _direct.applies(X3, w3, pads) else PIXEL
+    choices = [_cheapest(kernel, pixels, fft, per_pixel) for kernel in w3]
     if any(path == "fft" for path, _ in choices) and not _finite(X3):  # an inf would spread over a whole tile
-        choices = [_cheapest(kernel, pixels, None) for kernel in w3]
+        choices = [_cheapest(kernel, pixels, None, per_pixel) for kernel in w3]
     groups = []
     for path in ("taps", "separable", "fft"):
         indices = [c for c, (chosen, _) in enumerate(choices) if chosen == path]
@@ -82,10 +86,10 @@ def plan(X3: np.ndarray, w3: np.ndarray, pads, strides) -> "list[tuple[str, list
     return groups
 
 
-def _cheapest(kernel: np.ndarray, pixels: int, fft) -> "tuple[str, object]":
-    """``(path, factors or None)`` of least modelled cost for one kernel ``(Fh, Fw)``."""
+def _cheapest(kernel: np.ndarray, pixels: int, fft, per_pixel: float) -> "tuple[str, object]":
+    """``(path, factors or None)`` of least modelled cost for one kernel ``(Fh, Fw)``; ``per_pixel``: the tap path's."""
     fh, fw = kernel.shape
-    costs = {"taps": (pixels * (int(np.count_nonzero(kernel)) * TAP + PIXEL), None)}
+    costs = {"taps": (pixels * (int(np.count_nonzero(kernel)) * TAP + per_pixel), None)}
     if min(fh, fw) >= 2 and max(fh, fw) <= MAX_FACTOR:
         factors = _separable.factor(kernel)
         if factors is not None:

@@ -12,7 +12,8 @@ separable.  A rank-1 kernel whose factors multiply back to exactly its weights
 The passes run on the tap path's blocks (:mod:`convcli.layers._fastconv`):
 each block is copied once into a zero-padded flat buffer, the column pass
 writes one intermediate buffer of the block's size, and the row pass
-accumulates into a second one.
+accumulates into a second one, each product after the first added by one
+fused BLAS ``axpy`` (:mod:`convcli.layers._blas`) where numpy's BLAS has it.
 
 Exactness: the sums are grouped differently from a direct sum over the taps,
 so the results equal ``scipy.ndimage.correlate`` and the general path to
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convcli.layers import _fastconv
+from convcli.layers import _blas, _fastconv
 
 #: Largest difference between a kernel and its factors' product, relative to the largest weight.
 RANK_TOLERANCE = 1e-13
@@ -86,6 +87,7 @@ def correlate_separable(X: np.ndarray, w: np.ndarray, factors: list, pads, dtype
         for kernel_factors in factors
     ]
     taps = [[(i * wp + j, float(w[c, i, j])) for i in range(fh) for j in range(fw)] for c in range(k)]
+    fused = _blas.axpy(dtype)
 
     def work(part):
         bufs = None
@@ -99,30 +101,38 @@ def correlate_separable(X: np.ndarray, w: np.ndarray, factors: list, pads, dtype
             for c in range(k):
                 a = acc[:length]
                 if not finite:
-                    _weighted_sum(a, flat, taps[c], tmp)
+                    _weighted_sum(a, flat, taps[c], tmp, fused)
                 else:
                     for rank, (down, along) in enumerate(passes[c]):
-                        _weighted_sum(col[: length + fw - 1], flat, down, tmp)
-                        _weighted_sum(a if rank == 0 else extra[:length], col, along, tmp)
+                        _weighted_sum(col[: length + fw - 1], flat, down, tmp, fused)
+                        _weighted_sum(a if rank == 0 else extra[:length], col, along, tmp, fused)
                         if rank:
                             np.add(a, extra[:length], out=a)
                 grid = acc[: buf.size].reshape(buf.shape)[:, :rows_out, :out_w]
                 np.add(grid, 0.0, out=A[n0 : n0 + m, c, r0 : r0 + rows_out])  # no -0.0, as the general path
 
-    _fastconv._run(work, _fastconv._plan(X, pads, fh, out_h, budget=_fastconv.BLOCK_PIXELS), A.size)
+    _fastconv.run_with_blas(work, _fastconv._plan(X, pads, fh, out_h, budget=_fastconv.BLOCK_PIXELS), A.size)
     return A
 
 
-def _weighted_sum(out: np.ndarray, src: np.ndarray, taps, tmp: np.ndarray) -> None:
-    """``out = sum(value * src[offset : offset + len(out)])`` over ``taps``, in their order, from the first product."""
+def _weighted_sum(out: np.ndarray, src: np.ndarray, taps, tmp: np.ndarray, fused) -> None:
+    """``out = sum(value * src[offset : offset + len(out)])`` over ``taps``, in their order, from the first product.
+
+    ``out`` and ``src`` are contiguous 1-D arrays of one dtype; each product
+    after the first is added by ``fused`` (BLAS ``axpy``, :mod:`._blas`) when
+    there is one, else by numpy's ``multiply`` and ``add`` through ``tmp``.
+    """
     length = out.size
     t = tmp[:length]
     if not taps:
         out.fill(0.0)
+    source, target, size = src.ctypes.data, out.ctypes.data, src.itemsize
     for index, (offset, value) in enumerate(taps):
         piece = src[offset : offset + length]
         if index == 0:
             np.multiply(piece, value, out=out, dtype=out.dtype)
+        elif fused is not None and value != 0.0:
+            fused(length, value, source + offset * size, target)
         else:
             np.multiply(piece, value, out=t, dtype=out.dtype)
             np.add(out, t, out=out)

@@ -153,7 +153,8 @@ def test_the_rule_that_picks_a_path():
     assert plan(big, rng.standard_normal((_fastconv.BANK_MIN, 3, 3)), stride=(2, 3)) == "matmul"
     assert plan(big, rng.standard_normal((3, 3)), stride=(1, 2)) == "general"
     assert plan(big, rng.standard_normal((31, 31)), stride=2) == "general"  # FFT only for stride 1
-    assert plan(big, EDGE_H, "same") == "separable"
+    assert plan(big, EDGE_H, "same") == "taps"  # 6 fused taps straight into the output beat 5 taps and 2 copies
+    assert plan(big, gaussian(5), "same") == "separable"
     assert plan(big, gaussian(7), "same") == "separable"
     assert plan(big, rng.standard_normal((15, 15)), "same") == "fft"
     assert plan((2000, 2000), rng.standard_normal((300, 300)), "same") == "fft"
@@ -172,16 +173,20 @@ def test_the_rule_that_picks_a_path():
 def test_conv_forward_really_takes_the_fast_paths(monkeypatch):
     calls = []
     for module, name in ((_fastconv, "correlate_taps"), (_fastconv, "correlate_matmul"),
-                         (_separable, "correlate_separable"), (_fftconv, "correlate_fft")):
+                         (_separable, "correlate_separable"), (_fftconv, "correlate_fft"),
+                         (_direct, "correlate_direct")):
         real = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **kw: calls.append(_name) or _real(*a, **kw))
     rng = np.random.default_rng(1)
     conv_forward(np.ones((60, 60)), rng.standard_normal((3, 3)))
     conv_forward(np.ones((60, 60)), np.ones((5, 3, 3)))
-    conv_forward(np.ones((60, 60)), np.ones((3, 3)))
+    conv_forward(np.ones((60, 60)), np.ones((5, 5)))
     conv_forward(np.ones((60, 60)), rng.standard_normal((21, 21)), padding="same")
     conv_forward(np.ones((60, 60)), np.ones((3, 3)), stride=2)  # general
     assert calls == ["correlate_taps", "correlate_matmul", "correlate_separable", "correlate_fft"]
+    calls.clear()
+    conv_forward(np.ones((300, 300)), rng.standard_normal((3, 3)), padding="same")  # large, as wide as its map
+    assert calls == ["correlate_direct", "correlate_taps", "correlate_taps"]  # the two edge columns: block path
 
 
 @contextmanager
@@ -309,15 +314,18 @@ def test_rank_one_and_two_kernels_are_ndimage_to_rounding_and_exact_on_integers(
         "sobel": np.outer([1.0, 2, 1], [-1.0, 0, 1]),
         "rank2": gaussian(9, 1.0) - gaussian(9, 2.5),  # a difference of Gaussians
     }[kernel]
-    assert plan((301, 299), w, "same") == "separable"
+    # 3x3 kernels: 6 fused taps straight into the output cost less than the two passes
+    assert plan((301, 299), w, "same") == ("taps" if w.shape == (3, 3) else "separable")
     X = rng.standard_normal((301, 299)) * 100
-    A = conv_forward(X, w, padding="same")
+    with forced("separable"):
+        A = conv_forward(X, w, padding="same")
     ref = ndimage.correlate(X, w, mode="constant")
     np.testing.assert_allclose(A, ref, rtol=0, atol=1e-13 * np.abs(X).max() * np.abs(w).sum())
     pixels = rng.integers(0, 256, size=(301, 299), dtype=np.uint8)
     if np.array_equal(w, np.round(w)):  # integer image, integer kernel: every partial sum is exact
-        np.testing.assert_array_equal(conv_forward(pixels, w, padding="same"),
-                                      ndimage.correlate(pixels.astype(float), w, mode="constant"))
+        with forced("separable"):
+            np.testing.assert_array_equal(conv_forward(pixels, w, padding="same"),
+                                          ndimage.correlate(pixels.astype(float), w, mode="constant"))
 
 
 def test_factor_finds_the_rank_and_checks_it():
