@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="time every path near the crossovers")
     args = parser.parse_args()
 
-    from convcli.layers import _direct, _dispatch, _fastconv, _fftconv, _separable
+    from convcli.layers import _direct, _dispatch, _fastconv, _fftconv, _matmul, _separable
 
     rng = np.random.default_rng(0)
     size = 2048
@@ -72,7 +72,7 @@ def main() -> None:
     def matmul(k, f):
         w = rng.standard_normal((k, f, f))
         pads = (((f - 1) // 2, f // 2),) * 2
-        return best(lambda: _fastconv.correlate_matmul(X, w, pads, (1, 1)), 3) / (pixels * f * f) * 1e9
+        return best(lambda: _matmul.correlate_matmul(X, w, pads, (1, 1)), 3) / (pixels * f * f) * 1e9
 
     m4, m16 = matmul(4, 3), matmul(16, 3)
     mac = (m16 - m4) / 12

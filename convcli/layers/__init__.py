@@ -3,13 +3,14 @@
 Holds the Dot layer (:mod:`.dot`), the Conv layer (:mod:`.conv`: channels,
 bias, dilation, groups), the Pool layer (:mod:`.pool`: max and avg), the
 Dense layer (:mod:`.affine`), their shared geometry (:mod:`._geometry`:
-padding, strides, borders) and the private fast paths (:mod:`._fastconv`,
-:mod:`._direct`, :mod:`._separable` and :mod:`._fftconv` for one-channel
-images, chosen by the cost model of :mod:`._dispatch`; :mod:`._channels` for
-channels, groups and dilation; :mod:`._threads` for their worker threads;
-:mod:`._blas` for the calls into numpy's OpenBLAS that numpy has no function for).  Every backward sits beside its
-forward, takes the forward's inputs plus the upstream gradient and returns a
-dict keyed by input name.  This is the lowest layer of convcli: it may import
+padding, strides, borders) and the private fast paths: for one-channel
+images :mod:`._fastconv` (blocks, taps), :mod:`._direct`, :mod:`._matmul`,
+:mod:`._separable` and :mod:`._fftconv`, chosen by the cost model of
+:mod:`._dispatch`; :mod:`._channels` for channels, groups and dilation;
+:mod:`._threads` for their worker threads; :mod:`._blas` for the calls into
+numpy's OpenBLAS that numpy has no function for.  Every backward sits beside
+its forward, takes the forward's inputs plus the upstream gradient and
+returns a dict keyed by input name.  This is the lowest layer of convcli: it may import
 numpy, the standard library and :mod:`convcli.errors` only -- never scipy,
 Pillow, click, rich or any other convcli subpackage.
 """

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from convcli.layers import _direct, _fastconv, _fftconv, _separable
+from convcli.layers import _direct, _fastconv, _fftconv, _matmul, _separable
 
 #: ns per output value and kernel tap on the tap paths (one fused multiply-add, BLAS ``axpy``).
 TAP = 0.12
@@ -129,5 +129,5 @@ def _run_group(group, X3, w3, pads, strides, dtype):
     if path == "fft":
         return _fftconv.correlate_fft(X3, w, pads, dtype, tile=detail)
     if path == "matmul":
-        return _fastconv.correlate_matmul(X3, w, pads, strides, dtype)
+        return _matmul.correlate_matmul(X3, w, pads, strides, dtype)
     return None

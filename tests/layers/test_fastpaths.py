@@ -15,7 +15,7 @@ from scipy import ndimage, signal
 
 from convcli.layers import conv as layers
 from convcli.errors import ParameterError
-from convcli.layers import _blas, _direct, _dispatch, _fastconv, _fftconv, _separable, conv_backward, conv_forward, conv_forward_rows, pad_widths
+from convcli.layers import _blas, _direct, _dispatch, _fastconv, _fftconv, _matmul, _separable, conv_backward, conv_forward, conv_forward_rows, pad_widths
 
 BORDERS = ["zero", "reflect", "symmetric", "edge", "wrap"]
 
@@ -27,17 +27,18 @@ def block_sizes(taps: int, matmul: int, threads: int = 3):
     The taps budget is also the direct path's band size, so a small budget
     sends every image whose output is as wide as itself to :mod:`._direct`.
     """
-    names = ("BLOCK_PIXELS", "MATMUL_PIXELS", "THREADS", "PARALLEL_PIXELS")
-    saved = [getattr(_fastconv, name) for name in names] + [_direct.BAND_PIXELS, _direct.MIN_PIXELS]
-    for name, value in zip(names, (taps, matmul, threads, 0)):
+    names = ("BLOCK_PIXELS", "THREADS", "PARALLEL_PIXELS")
+    saved = [getattr(_fastconv, name) for name in names] + [_matmul.MATMUL_PIXELS, _direct.BAND_PIXELS,
+                                                             _direct.MIN_PIXELS]
+    for name, value in zip(names, (taps, threads, 0)):
         setattr(_fastconv, name, value)
-    _direct.BAND_PIXELS, _direct.MIN_PIXELS = taps, 4 * taps
+    _matmul.MATMUL_PIXELS, _direct.BAND_PIXELS, _direct.MIN_PIXELS = matmul, taps, 4 * taps
     try:
         yield
     finally:
         for name, value in zip(names, saved):
             setattr(_fastconv, name, value)
-        _direct.BAND_PIXELS, _direct.MIN_PIXELS = saved[-2:]
+        _matmul.MATMUL_PIXELS, _direct.BAND_PIXELS, _direct.MIN_PIXELS = saved[-3:]
 
 
 @contextmanager
@@ -172,7 +173,7 @@ def test_the_rule_that_picks_a_path():
 
 def test_conv_forward_really_takes_the_fast_paths(monkeypatch):
     calls = []
-    for module, name in ((_fastconv, "correlate_taps"), (_fastconv, "correlate_matmul"),
+    for module, name in ((_fastconv, "correlate_taps"), (_matmul, "correlate_matmul"),
                          (_separable, "correlate_separable"), (_fftconv, "correlate_fft"),
                          (_direct, "correlate_direct")):
         real = getattr(module, name)
