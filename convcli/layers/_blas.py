@@ -35,16 +35,20 @@ _found: "dict[str, object]" = {}
 
 
 def _candidates() -> "list[str]":
-    """Paths of OpenBLAS libraries this process has loaded (Linux), then those bundled with numpy."""
+    """Paths of the OpenBLAS bundled with numpy, then of those this process has loaded (Linux).
+
+    numpy's own comes first: scipy's wheels bundle another OpenBLAS, which
+    may be loaded too.
+    """
+    root = os.path.dirname(os.path.dirname(np.__file__))
     paths = []
+    for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*"):
+        paths += sorted(glob.glob(os.path.join(root, pattern)))
     try:
         with open("/proc/self/maps") as maps:
             paths += [line.split()[-1] for line in maps if "openblas" in line.lower() and "/" in line]
     except OSError:
         pass
-    root = os.path.dirname(os.path.dirname(np.__file__))
-    for pattern in ("numpy.libs/*openblas*", "numpy/.dylibs/*openblas*"):
-        paths += glob.glob(os.path.join(root, pattern))
     return list(dict.fromkeys(paths))
 
 
