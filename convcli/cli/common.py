@@ -86,7 +86,7 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     Ctrl-C, SIGTERM and SIGHUP stop the command the same way: the exception
     unwinds through every ``with`` block (temporary files are removed, writer
-    processes stopped), then one ``Error: interrupted`` line and exit status
+    threads stopped), then one ``Error: interrupted`` line and exit status
     128 + the signal (130, 143, 129), instead of click's "Aborted!" and 1.
     Real bugs (any other exception) still show their traceback.
     """

@@ -62,6 +62,23 @@ def encode_png(img: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def encode_pictures(stack: np.ndarray) -> "list[bytes]":
+    """The PNG bytes of each uint8 picture of a stack ``(n, H, W)`` or ``(n, H, W, 3)``.
+
+    Small pictures are encoded together (:func:`convcli.maps.png.encode_stack`),
+    large ones one by one (:func:`encode_png`); either way Pillow reads back
+    each picture exactly.
+    """
+    stack = np.asarray(stack)
+    if stack.dtype != np.uint8 or stack.ndim not in (3, 4) or (stack.ndim == 4 and stack.shape[3] != 3):
+        raise ParameterError(f"encode_pictures needs uint8 (n, H, W) or (n, H, W, 3); got {stack.dtype} {stack.shape}")
+    if 0 in stack.shape[1:]:
+        raise ParameterError(f"encode_pictures needs pictures of at least 1x1 pixels; got shape {stack.shape}")
+    if stack[0].size <= png.SMALL_BYTES:
+        return png.encode_stack(stack)
+    return [encode_png(picture) for picture in stack]
+
+
 def save_png(levels: np.ndarray, stream: BinaryIO, *, size: int | None = None) -> None:
     """Write a uint8 picture (as for :func:`encode_png`), upscaled to ``size``, as PNG to a binary stream.
 

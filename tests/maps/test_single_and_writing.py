@@ -318,3 +318,25 @@ def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh
     assert levels.tobytes() == to_uint8(A, mode).tobytes()
     strips = -(-A.shape[0] // max(1, strip_pixels // A.shape[1]))
     assert len(calls) == (strips if kind != "int64" else 2 * strips)  # 2**40 * sum|k| does not fit int32
+
+
+def test_encode_pictures_small_and_large_read_back_exactly():
+    from convcli.maps.writing import encode_pictures
+
+    rng = np.random.default_rng(5)
+    for shape in [(3, 9, 7), (2, 5, 6, 3), (2, 130, 140)]:  # the last is past png.SMALL_BYTES: one by one
+        stack = rng.integers(0, 256, shape, dtype=np.uint8)
+        files = encode_pictures(stack)
+        assert [np.asarray(Image.open(__import__("io").BytesIO(f))).tolist() for f in files] == stack.tolist()
+    with pytest.raises(ParameterError, match=r"encode_pictures needs uint8 \(n, H, W\) or \(n, H, W, 3\); got "
+                                             r"float64 \(2, 2\)"):
+        encode_pictures(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("size", [None, 1, 4, 9, 20])
+def test_upscale_each_is_upscale_of_each_picture(size):
+    from convcli.maps.levels import upscale, upscale_each
+
+    stack = np.random.default_rng(6).integers(0, 256, (3, 9, 6, 3), dtype=np.uint8)
+    for pictures in (stack, stack[..., 0]):
+        np.testing.assert_array_equal(upscale_each(pictures, size), np.stack([upscale(p, size) for p in pictures]))
