@@ -13,6 +13,7 @@ from helpers_images import fashion_mnist_dir, idx_bytes, levels_reference, png_b
 from PIL import Image
 from scipy import ndimage, signal
 
+import convcli.maps.picture
 import convcli.maps.single
 from convcli.cli import cli
 from convcli.io.images import SAMPLE_DIR, default_sample
@@ -177,7 +178,7 @@ def test_png_made_in_strips_is_the_picture_of_the_whole_map(tmp_path, monkeypatc
     """-o x.png goes strip by strip (here 3 rows at a time): the bytes of the .npy map's picture, the same summary."""
     from convcli.maps.levels import to_uint8
 
-    monkeypatch.setattr(convcli.maps.single, "STRIP_PIXELS", 3 * 256)
+    monkeypatch.setattr(convcli.maps.picture, "STRIP_PIXELS", 3 * 256)
     args = [SAMPLE_DIR / "scene-256.png", "-k", "log", "--padding", "same", "--border", "symmetric",
             "--normalize", mode]
     npy, png = run(*args, "-o", tmp_path / "m.npy"), run(*args, "-o", tmp_path / "m.png")
@@ -193,8 +194,8 @@ def test_png_made_in_strips_is_the_picture_of_the_whole_map(tmp_path, monkeypatc
 def test_png_output_keeps_the_picture_uint8_and_never_holds_the_whole_map(tmp_path, monkeypatch):
     """The issue #6 memory target: no float64 copy of a uint8 picture, no float64 map, for plain PNG output."""
     seen = []
-    real = convcli.maps.single.map_picture
-    monkeypatch.setattr(convcli.maps.single, "map_picture", lambda X, *a, **k: seen.append(X.dtype) or real(X, *a, **k))
+    real = convcli.maps.picture.map_picture
+    monkeypatch.setattr(convcli.maps.picture, "map_picture", lambda X, *a, **k: seen.append(X.dtype) or real(X, *a, **k))
 
     def whole_map(*args, **kwargs):
         raise AssertionError("convolve_map called for PNG output")

@@ -39,3 +39,38 @@ def test_the_header_probe_decodes_nothing(tmp_path, monkeypatch):
     assert sum(decodes) == 0  # opening: the header only (a load with tiles left is a decode)
     source.read([0], dtype=None)
     assert sum(decodes) == 1  # reading: one decode
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "BMP", "TIFF", "JPEG", "GIF"])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 8), (301, 257)])
+def test_grey_pictures_decode_straight_into_the_array(tmp_path, monkeypatch, fmt, shape):
+    """An 8-bit grey picture is decoded into the array that read() returns: the pixels Pillow gives, no copy."""
+    from convcli.io import pictures
+
+    path = tmp_path / f"p.{fmt.lower()}"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)).save(path, format=fmt)
+    made = []
+    real = pictures._decode_into_array
+    monkeypatch.setattr(pictures, "_decode_into_array", lambda image: made.append(real(image)) or made[-1])
+    X = open_source(path).read([0], dtype=None)[0]
+    expected = np.asarray(Image.open(path).convert("L"))
+    np.testing.assert_array_equal(X, expected)
+    if Image.open(path).mode == "L":
+        assert len(made) == 1 and made[0] is not None and np.shares_memory(X, made[0])
+
+
+def test_a_pillow_that_replaces_the_image_while_loading_still_gives_the_pixels(tmp_path, monkeypatch):
+    from PIL import ImageFile
+
+    pixels = np.random.default_rng(2).integers(0, 256, (40, 30), dtype=np.uint8)
+    save_png(tmp_path / "p.png", pixels)
+    real, calls = ImageFile.ImageFile.load, []
+
+    def load(self):
+        if not calls:
+            self._im = None  # as if this Pillow made its own image memory the first time
+        calls.append(1)
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    np.testing.assert_array_equal(open_source(tmp_path / "p.png").read([0], dtype=None)[0], pixels)

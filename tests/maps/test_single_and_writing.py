@@ -12,10 +12,10 @@ from scipy import ndimage, signal
 
 from convcli.errors import OutputError, ParameterError, ShapeError
 from convcli.maps.levels import to_uint8
+from convcli.maps.picture import map_picture
 from convcli.maps.single import (
     Verification,
     convolve_map,
-    map_picture,
     map_stats,
     pipeline_map,
     preview_levels,
@@ -78,6 +78,9 @@ def test_map_picture_is_the_whole_maps_picture_made_strip_by_strip(h, w, fh, fw,
     assert (stats.shape, stats.min, stats.max) == (whole.shape, whole.min, whole.max)
     assert stats.mean == pytest.approx(whole.mean, rel=1e-12, abs=1e-12 * np.abs(A).max())
     assert stats.std == pytest.approx(whole.std, rel=1e-9, abs=1e-9 * np.abs(A).max())
+    quick, summary = map_picture(X, k, normalize=mode, strip_pixels=strip_pixels, moments=False, **options)
+    assert quick.tobytes() == levels.tobytes() and (summary.min, summary.max) == (stats.min, stats.max)
+    assert np.isnan(summary.mean) and np.isnan(summary.std)
 
 
 @settings(max_examples=40, deadline=None)
@@ -299,7 +302,7 @@ def test_verify_uses_the_fft_for_large_kernels():
 def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh, fw, padding, mode, strip_pixels,
                                                                          seed):
     """Integer picture, integer kernel: one convolution pass, the same bytes as to_uint8(whole map)."""
-    from convcli.maps import single
+    from convcli.maps import picture
 
     rng = np.random.default_rng(seed)
     X = {"uint8": lambda: rng.integers(0, 256, (11, 13)).astype(np.uint8),
@@ -308,12 +311,12 @@ def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh
          "bool": lambda: rng.integers(0, 2, (11, 13)).astype(bool)}[kind]()
     k = rng.integers(-40, 41, (fh, fw)).astype(float)
     calls = []
-    real = single.conv_forward_rows
-    single.conv_forward_rows = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    real = picture.conv_forward_rows
+    picture.conv_forward_rows = lambda *a, **kw: calls.append(1) or real(*a, **kw)
     try:
         levels, _ = map_picture(X, k, normalize=mode, strip_pixels=strip_pixels, padding=padding)
     finally:
-        single.conv_forward_rows = real
+        picture.conv_forward_rows = real
     A = convolve_map(X.astype(np.float64), k, padding=padding)
     assert levels.tobytes() == to_uint8(A, mode).tobytes()
     strips = -(-A.shape[0] // max(1, strip_pixels // A.shape[1]))
