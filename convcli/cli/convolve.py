@@ -108,7 +108,7 @@ def _convolve(image, kernel_specs, output, padding, border, stride, flip, index,
     from convcli.io.files import check_writable
     from convcli.maps import single as maps
     from convcli.maps import writing
-    from convcli.maps.picture import map_picture
+    from convcli.maps.picture import picture_of_map
     from convcli.maps.levels import apply_cmap, colormap_lut, to_uint8
 
     if output == "-" and (sys.stdout is None or getattr(sys.stdout, "closed", False)):  # started with >&-
@@ -140,9 +140,9 @@ def _convolve(image, kernel_specs, output, padding, border, stride, flip, index,
     A = levels = None
     if picture and not color and not verify and len(steps) == 1:
         # Only the picture is wanted: make it strip by strip, never holding the float64 map.
-        # (the summary's mean and std only when it is shown)
-        levels, stats = map_picture(X, steps[0].kernel, normalize=normalize, names=(names[0], names[1][0]),
-                                    moments=as_json or not quiet, **options)
+        # (the summary's mean and std only when it is shown; an integer map's levels made while encoding)
+        levels, stats = picture_of_map(X, steps[0].kernel, normalize=normalize, names=(names[0], names[1][0]),
+                                       moments=as_json or not quiet, **options)
     else:  # the whole map: for .npy/.tif, --color, --verify, pipelines and the preview
         A = maps.pipeline_map(X, [k.kernel for k in steps], names=names, **options)
         stats = maps.map_stats(A)

@@ -29,6 +29,19 @@ STRIP_PIXELS = 1 << 21
 def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax", padding="valid", stride=1,
                 flip: bool = False, border: str = "zero", names: tuple[str, str] = ("image", "kernel"),
                 strip_pixels: int | None = None, moments: bool = True) -> "tuple[np.ndarray, MapStats]":
+    """The 8-bit picture of a grey image's map and the map's summary: :func:`picture_of_map`, made whole.
+
+    Parameters and returns as :func:`picture_of_map`, with ``levels`` an
+    ndarray of uint8, shape ``(H', W')``.
+    """
+    picture, stats = picture_of_map(X, kernel, normalize=normalize, padding=padding, stride=stride, flip=flip,
+                                    border=border, names=names, strip_pixels=strip_pixels, moments=moments)
+    return np.asarray(picture), stats
+
+
+def picture_of_map(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax", padding="valid", stride=1,
+                   flip: bool = False, border: str = "zero", names: tuple[str, str] = ("image", "kernel"),
+                   strip_pixels: int | None = None, moments: bool = True) -> "tuple[np.ndarray | Picture, MapStats]":
     """The 8-bit picture of a grey image's map, made strip by strip, and the map's summary.
 
     The same bytes as ``to_uint8(convolve_map(X, kernel, ...), normalize)``,
@@ -43,7 +56,9 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
     ``edge-h``, Sobel, Laplacian...), the first pass keeps it in 2 or 4 bytes a
     value and there is no second convolution; each of its values gets its level
     once, from :func:`~convcli.maps.levels.to_uint8` itself, and the picture is
-    looked up (see :func:`_exact_integer_type`).
+    looked up (see :func:`_exact_integer_type`) strip by strip, when the
+    picture is written (:class:`Picture`): the encoder's threads look up their
+    own strips.
 
     Parameters
     ----------
@@ -60,7 +75,8 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
 
     Returns
     -------
-    levels : ndarray of uint8, shape ``(H', W')`` (as for ``convolve_map``)
+    levels : ndarray of uint8, shape ``(H', W')`` (as for ``convolve_map``), or a :class:`Picture` of that
+        shape for a whole-number map (``np.asarray`` makes it an array)
     stats : MapStats
         As :func:`~convcli.maps.single.map_stats` of the map.  The mean and
         standard deviation of a whole-number map come from exact integer sums;
@@ -97,36 +113,55 @@ def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax",
     mean, std = sums.result() if sums is not None else (math.nan, math.nan)
     stats = MapStats((height, width), lo, hi, mean, std)
 
-    levels = np.empty((height, width), np.uint8)
     if kept is not None and hi - lo < LUT_VALUES:
-        _look_up_levels(kept, lo, hi, normalize, levels)
-        return levels, stats
+        return Picture(kept, lo, hi, normalize), stats
+    levels = np.empty((height, width), np.uint8)
     for r0, r1 in strips:
         strip = conv_forward_rows(X, kernel, r0, r1, **options) if kept is None else kept[r0:r1].astype(np.float64)
         levels[r0:r1] = to_uint8(strip, normalize, limits=(lo, hi))
     return levels, stats
 
 
-def _look_up_levels(kept: np.ndarray, lo: float, hi: float, normalize: str, levels: np.ndarray) -> None:
-    """``levels[...] = to_uint8(kept, normalize, limits=(lo, hi))`` for a whole-number map, by a lookup table.
+class Picture:
+    """The 8-bit picture of a whole-number map, looked up strip by strip when it is asked for.
 
-    Every whole number ``lo..hi`` gets its level once, from
-    :func:`~convcli.maps.levels.to_uint8` itself; an int16 map indexes the
-    table by its own bits (no subtraction pass).
+    ``kept`` is the map itself (int16 or int32, ``(H', W')``), ``lo`` and
+    ``hi`` its limits: every whole number ``lo..hi`` gets its level once, from
+    :func:`~convcli.maps.levels.to_uint8` itself, and :meth:`rows` looks the
+    map's values up (an int16 map indexes the table by its own bits, with no
+    subtraction pass).  :func:`convcli.maps.png.write_png` calls :meth:`rows`
+    from its encoding threads, so the look-up runs in parallel with the
+    deflating and the whole picture is never held; ``np.asarray(picture)``
+    makes all of it.
     """
-    values = np.arange(lo, hi + 1)
-    lut = to_uint8(values, normalize, limits=(lo, hi))
-    if kept.dtype == np.int16:
-        full = np.zeros(1 << 16, np.uint8)
-        full[values.astype(np.int16).view(np.uint16)] = lut
-        lut, kept, offset = full, kept.view(np.uint16), 0
-    else:
-        offset = int(lo)
-    step = max(1, STRIP_PIXELS // max(1, kept.shape[1]))
-    for r0 in range(0, kept.shape[0], step):
-        rows = slice(r0, r0 + step)
-        index = kept[rows] if offset == 0 else np.subtract(kept[rows], offset, dtype=np.int64)
-        np.take(lut, index, out=levels[rows])
+
+    dtype = np.dtype(np.uint8)
+    ndim = 2
+
+    def __init__(self, kept: np.ndarray, lo: float, hi: float, normalize: str) -> None:
+        values = np.arange(lo, hi + 1)
+        lut = to_uint8(values, normalize, limits=(lo, hi))
+        if kept.dtype == np.int16:
+            self._lut = np.zeros(1 << 16, np.uint8)
+            self._lut[values.astype(np.int16).view(np.uint16)] = lut
+            self._kept, self._offset = kept.view(np.uint16), 0
+        else:
+            self._lut, self._kept, self._offset = lut, kept, int(lo)
+        self.shape = kept.shape
+
+    def rows(self, r0: int, r1: int) -> np.ndarray:
+        """Rows ``r0..r1`` of the picture, uint8 ``(r1 - r0, W')``; safe to call from several threads."""
+        index = self._kept[r0:r1]
+        if self._offset:
+            index = np.subtract(index, self._offset, dtype=np.int64)
+        return np.take(self._lut, index)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = np.empty(self.shape, np.uint8)
+        step = max(1, STRIP_PIXELS // max(1, self.shape[1]))
+        for r0 in range(0, self.shape[0], step):
+            out[r0 : r0 + step] = self.rows(r0, min(r0 + step, self.shape[0]))
+        return out if dtype is None else out.astype(dtype)
 
 
 class _Moments:

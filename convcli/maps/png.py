@@ -60,18 +60,28 @@ SMALL_ZLIB = (1, 5, zlib.Z_RLE)
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def write_png(img: np.ndarray, stream: BinaryIO) -> None:
-    """Write a uint8 picture ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB) to a binary stream as PNG."""
-    img = np.ascontiguousarray(img)
+def write_png(img, stream: BinaryIO) -> None:
+    """Write a uint8 picture ``(H, W)`` (grey) or ``(H, W, 3)`` (RGB) to a binary stream as PNG.
+
+    ``img`` is an array, or a picture made strip by strip: an object with a
+    ``shape`` and a method ``rows(r0, r1)`` giving rows ``r0..r1`` as a uint8
+    array (:class:`convcli.maps.picture.Picture`).  Strips are then made in the
+    encoding threads, each just before it is filtered and deflated, so making
+    them runs in parallel too and the whole picture is never held.
+    """
+    rows_of = getattr(img, "rows", None)
+    if rows_of is None:
+        img = np.ascontiguousarray(img)
+        flat = img.reshape(img.shape[0], -1)
+        rows_of = lambda r0, r1: flat[r0:r1]  # noqa: E731 - views, no copy
     height, width = img.shape[:2]
-    channels = 1 if img.ndim == 2 else img.shape[2]
-    rows = img.reshape(height, width * channels)
-    if rows.size <= SMALL_BYTES:  # a thumbnail or an MNIST map: the fewest calls
-        stream.write(encode_stack(img[None])[0])
+    channels = 1 if len(img.shape) == 2 else img.shape[2]
+    if height * width * channels <= SMALL_BYTES:  # a thumbnail or an MNIST map: the fewest calls
+        stream.write(encode_stack(rows_of(0, height).reshape((1,) + tuple(img.shape)))[0])
         return
     stream.write(SIGNATURE)
     stream.write(_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)))
-    strip = max(1, STRIP_BYTES // max(1, rows.shape[1]))
+    strip = max(1, STRIP_BYTES // max(1, width * channels))
     starts = list(range(0, height, strip))
     adler = 1
     pending = []
@@ -81,15 +91,14 @@ def write_png(img: np.ndarray, stream: BinaryIO) -> None:
         while len(pending) > limit:
             data, packed = pending.pop(0).result()
             adler = zlib.adler32(data, adler)  # in order: the checksum of the whole stream
-            stream.write(_chunk(b"IDAT", packed))
+            _write_chunk(stream, b"IDAT", packed)
 
     header = b"\x78\x01"  # deflate, 32 KiB window, no dictionary, "fastest" level hint
     stream.write(_chunk(b"IDAT", header))
     threaded = THREADS > 1 and len(starts) > 1  # a small picture is one strip: no threads to start
     with ThreadPoolExecutor(THREADS, thread_name_prefix="convcli-png") if threaded else _Inline() as pool:
         for index, r0 in enumerate(starts):
-            rows_above = rows[r0 - 1] if r0 else None
-            job = (rows[r0 : min(r0 + strip, height)], rows_above, channels, index == len(starts) - 1)
+            job = (rows_of, r0, min(r0 + strip, height), channels, index == len(starts) - 1)
             pending.append(pool.submit(_strip, *job))
             drain(THREADS)
         drain(0)
@@ -129,15 +138,24 @@ def encode_stack(stack: np.ndarray) -> "list[bytes]":
     return out
 
 
-def _strip(rows: np.ndarray, previous, bpp: int, last: bool) -> "tuple[bytes, bytes]":
-    """One strip's scanlines and their raw deflate, ending byte-aligned (sync flush) or with the final block."""
-    data = filtered(rows, previous, bpp)
+def _strip(rows_of, r0: int, r1: int, bpp: int, last: bool) -> "tuple[np.ndarray, bytes]":
+    """Rows ``r0..r1``' scanlines and their raw deflate, ending byte-aligned (sync flush) or with the final block."""
+    block = rows_of(r0 - 1 if r0 else 0, r1)  # with the row above, which the filters look at
+    rows, previous = (block[1:], block[0]) if r0 else (block, None)
+    data = filtered(rows.reshape(r1 - r0, -1), previous, bpp)
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, 9, STRATEGY)
     return data, compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def _write_chunk(stream: BinaryIO, kind: bytes, data: bytes) -> None:
+    """:func:`_chunk` written in three pieces (a strip's megabyte is not copied into one more bytes object)."""
+    stream.write(struct.pack(">I", len(data)) + kind)
+    stream.write(data)
+    stream.write(struct.pack(">I", zlib.crc32(data, zlib.crc32(kind))))
 
 
 _IDAT_CRC = zlib.crc32(b"IDAT")
@@ -162,8 +180,9 @@ class _Inline:
 # ----------------------------------------------------------------------------- filters
 
 
-def filtered(rows: np.ndarray, previous, bpp: int) -> bytes:
-    """The PNG scanlines of ``rows`` ``(h, stride)`` uint8: a filter-type byte, then the residuals, per row.
+def filtered(rows: np.ndarray, previous, bpp: int) -> np.ndarray:
+    """The PNG scanlines of ``rows`` ``(h, stride)`` uint8, ``(h, stride + 1)``: a filter-type byte, then the
+    residuals, per row.
 
     ``previous`` is the picture's row above the strip (None at the top, where
     PNG treats it as zeros); ``bpp`` is the bytes per pixel (1 grey, 3 RGB).
@@ -180,7 +199,7 @@ def filtered(rows: np.ndarray, previous, bpp: int) -> bytes:
     out = np.empty((h, stride + 1), np.uint8)
     out[:, 0] = kind
     _residuals(kind, rows, above, bpp, out[:, 1:], whole=True)
-    return out.tobytes()
+    return out
 
 
 #: The PNG filters tried: 0 None, 1 Sub, 2 Up, 3 Average (Paeth, 4, rarely wins by much and costs several passes).

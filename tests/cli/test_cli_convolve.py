@@ -194,8 +194,9 @@ def test_png_made_in_strips_is_the_picture_of_the_whole_map(tmp_path, monkeypatc
 def test_png_output_keeps_the_picture_uint8_and_never_holds_the_whole_map(tmp_path, monkeypatch):
     """The issue #6 memory target: no float64 copy of a uint8 picture, no float64 map, for plain PNG output."""
     seen = []
-    real = convcli.maps.picture.map_picture
-    monkeypatch.setattr(convcli.maps.picture, "map_picture", lambda X, *a, **k: seen.append(X.dtype) or real(X, *a, **k))
+    real = convcli.maps.picture.picture_of_map
+    monkeypatch.setattr(convcli.maps.picture, "picture_of_map",
+                        lambda X, *a, **k: seen.append(X.dtype) or real(X, *a, **k))
 
     def whole_map(*args, **kwargs):
         raise AssertionError("convolve_map called for PNG output")

@@ -320,7 +320,9 @@ def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh
     A = convolve_map(X.astype(np.float64), k, padding=padding)
     assert levels.tobytes() == to_uint8(A, mode).tobytes()
     strips = -(-A.shape[0] // max(1, strip_pixels // A.shape[1]))
-    assert len(calls) == (strips if kind != "int64" else 2 * strips)  # 2**40 * sum|k| does not fit int32
+    kept = picture._exact_integer_type(X, k) is not None  # int64: 2**40 * sum|k| does not fit int32 (unless k is 0)
+    assert kept == (kind != "int64" or not k.any())
+    assert len(calls) == (strips if kept else 2 * strips)
 
 
 def test_encode_pictures_small_and_large_read_back_exactly():
@@ -343,3 +345,30 @@ def test_upscale_each_is_upscale_of_each_picture(size):
     stack = np.random.default_rng(6).integers(0, 256, (3, 9, 6, 3), dtype=np.uint8)
     for pictures in (stack, stack[..., 0]):
         np.testing.assert_array_equal(upscale_each(pictures, size), np.stack([upscale(p, size) for p in pictures]))
+
+
+@pytest.mark.parametrize("dtype, kernel", [(np.uint8, [[1, 1, 1], [0, 0, 0], [-1, -1, -1]]),
+                                           (np.uint16, [[0, -1, 0], [-1, 4, -1], [0, -1, 0]])])
+def test_a_whole_number_maps_picture_is_looked_up_by_the_encoders_threads(tmp_path, monkeypatch, dtype, kernel):
+    """int16 and int32 maps: the PNG written strip by strip from the Picture has the bytes of the array's PNG."""
+    import io
+
+    from convcli.maps import png
+    from convcli.maps.picture import Picture, picture_of_map
+
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, np.iinfo(dtype).max, (300, 500)).astype(dtype)
+    k = np.array(kernel, float)
+    picture, _ = picture_of_map(X, k, normalize="signed")
+    assert isinstance(picture, Picture) and picture.shape == (298, 498)
+    levels = np.asarray(picture)
+    assert levels.tobytes() == to_uint8(convolve_map(X, k), "signed").tobytes()
+    monkeypatch.setattr(png, "STRIP_BYTES", 7 * 498)  # 43 strips, on png.THREADS threads
+    streamed, whole = io.BytesIO(), io.BytesIO()
+    png.write_png(picture, streamed)
+    png.write_png(levels, whole)
+    assert streamed.getvalue() == whole.getvalue()
+    write_picture(tmp_path / "m.png", picture)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), levels)
+    write_picture(tmp_path / "m.webp", picture)  # other formats make it whole first
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.webp").convert("L")), levels)
