@@ -357,10 +357,11 @@ def test_a_whole_number_maps_picture_is_looked_up_by_the_encoders_threads(tmp_pa
     from convcli.maps.picture import Picture, picture_of_map
 
     rng = np.random.default_rng(7)
-    X = rng.integers(0, np.iinfo(dtype).max, (300, 500)).astype(dtype)
+    X = rng.integers(0, 256 if dtype == np.uint8 else 6000, (300, 500)).astype(dtype)  # an int16 map, an int32 one
     k = np.array(kernel, float)
     picture, _ = picture_of_map(X, k, normalize="signed")
     assert isinstance(picture, Picture) and picture.shape == (298, 498)
+    assert picture._kept.dtype == (np.uint16 if dtype == np.uint8 else np.int32)
     levels = np.asarray(picture)
     assert levels.tobytes() == to_uint8(convolve_map(X, k), "signed").tobytes()
     monkeypatch.setattr(png, "STRIP_BYTES", 7 * 498)  # 43 strips, on png.THREADS threads
