@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -374,3 +375,23 @@ def test_missing_file_named_like_a_sample_points_to_it(tmp_path, monkeypatch):
     assert_refused(run("scene-256.png", "-k", "box"),
                    "input file 'scene-256.png' not found; the bundled sample of that name is "
                    f"{SAMPLE_DIR / 'scene-256.png'}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+@pytest.mark.parametrize("preset", [None, "2"])
+def test_convolve_loads_numpy_with_one_blas_thread_unless_told_otherwise(tmp_path, preset):
+    """OpenBLAS's own threads would only spin (convcli.layers runs its own); a user's setting wins."""
+    import subprocess
+
+    code = ("import os, sys; from click.testing import CliRunner; from convcli.cli import cli; "
+            f"r = CliRunner().invoke(cli, ['convolve', '-k', 'box', '-o', {str(tmp_path / 'm.png')!r}, '-q']); "
+            "import threading; print(r.exit_code, os.environ['OPENBLAS_NUM_THREADS'], "
+            "len(os.listdir('/proc/self/task')) - threading.active_count())")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    status, value, foreign = out.split()
+    assert (status, value) == ("0", preset or "1")
+    if preset is None:
+        assert foreign == "0"  # no thread that Python did not start: no OpenBLAS server thread
