@@ -8,7 +8,6 @@ command so that ``convcli --help`` stays fast.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -18,6 +17,7 @@ from convcli.cli.common import (
     check_stdin,
     conv_options,
     handle_errors,
+    one_blas_thread,
     picture_options,
     preview,
     silence_stdout,
@@ -91,10 +91,7 @@ def convolve(images, kernel_specs, output, padding, border, stride, flip, index,
       convcli convolve train-images-idx3-ubyte.gz --index 7 -k kernel.txt --json
       convcli convolve - -k laplacian -o - < in.png > out.png
     """
-    # One BLAS thread, set before numpy is loaded (a user's own setting wins): convcli.layers runs its own
-    # threads, and OpenBLAS's extra thread only spins after each product -- 0.1 s of CPU a 4096x4096 run
-    # that a busy machine takes from the PNG encoder's threads, for the same wall time on an idle one.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    one_blas_thread()  # before numpy is loaded
     from convcli.io import pictures
 
     if len(images) > 1:

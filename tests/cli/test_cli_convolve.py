@@ -379,18 +379,20 @@ def test_missing_file_named_like_a_sample_points_to_it(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
 @pytest.mark.parametrize("preset", [None, "2"])
-def test_convolve_loads_numpy_with_one_blas_thread_unless_told_otherwise(tmp_path, preset):
+@pytest.mark.parametrize("command", [["convolve", "-k", "box", "-o", "m.png"], ["filters", "render", "-f", "box"]])
+def test_commands_load_numpy_with_one_blas_thread_unless_told_otherwise(tmp_path, preset, command):
     """OpenBLAS's own threads would only spin (convcli.layers runs its own); a user's setting wins."""
     import subprocess
 
     code = ("import os, sys; from click.testing import CliRunner; from convcli.cli import cli; "
-            f"r = CliRunner().invoke(cli, ['convolve', '-k', 'box', '-o', {str(tmp_path / 'm.png')!r}, '-q']); "
+            f"r = CliRunner().invoke(cli, {command + ['-q']!r}); "
             "import threading; print(r.exit_code, os.environ['OPENBLAS_NUM_THREADS'], "
             "len(os.listdir('/proc/self/task')) - threading.active_count())")
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     if preset is not None:
         env["OPENBLAS_NUM_THREADS"] = preset
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=tmp_path).stdout
     status, value, foreign = out.split()
     assert (status, value) == ("0", preset or "1")
     if preset is None:
