@@ -78,10 +78,10 @@ def picture_of_map(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minma
     levels : ndarray of uint8, shape ``(H', W')`` (as for ``convolve_map``), or a :class:`Picture` of that
         shape for a whole-number map (``np.asarray`` makes it an array)
     stats : MapStats
-        As :func:`~convcli.maps.single.map_stats` of the map.  The mean and
-        standard deviation of a whole-number map come from exact integer sums;
-        otherwise the mean is summed strip by strip and can differ from
-        ``A.mean()`` in the last bits.
+        As :func:`~convcli.maps.single.map_stats` of the map.  A whole-number
+        map's mean comes from an exact integer sum, and an int16 map's standard
+        deviation too; otherwise they are summed strip by strip and can differ
+        from ``A.mean()`` and ``A.std()`` in the last bits.
     """
     X, kernel = image_and_kernel(X, kernel, padding, stride, names)
     if X.ndim != 2:
