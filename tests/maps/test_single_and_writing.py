@@ -301,7 +301,7 @@ def test_verify_uses_the_fft_for_large_kernels():
        st.integers(1, 40), st.integers(0, 2**31))
 def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh, fw, padding, mode, strip_pixels,
                                                                          seed):
-    """Integer picture, integer kernel: one convolution pass, the same bytes as to_uint8(whole map)."""
+    """Integer picture, integer kernel: one pass in integers, the same bytes as to_uint8(whole map)."""
     from convcli.maps import picture
 
     rng = np.random.default_rng(seed)
@@ -322,7 +322,7 @@ def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh
     strips = -(-A.shape[0] // max(1, strip_pixels // A.shape[1]))
     kept = picture._exact_integer_type(X, k) is not None  # int64: 2**40 * sum|k| does not fit int32 (unless k is 0)
     assert kept == (kind != "int64" or not k.any())
-    assert len(calls) == (strips if kept else 2 * strips)
+    assert len(calls) == (0 if kept else 2 * strips)  # kept: computed in integers (IntegerCorrelation)
 
 
 def test_encode_pictures_small_and_large_read_back_exactly():
@@ -373,3 +373,64 @@ def test_a_whole_number_maps_picture_is_looked_up_by_the_encoders_threads(tmp_pa
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), levels)
     write_picture(tmp_path / "m.webp", picture)  # other formats make it whole first
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.webp").convert("L")), levels)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from(["uint8", "int8", ">u2", "bool", "int64"]), st.integers(1, 4), st.integers(1, 4),
+       st.sampled_from(["valid", "same", "full", 1, (2, 0)]), st.integers(1, 3), st.integers(1, 2), st.booleans(),
+       st.sampled_from(["zero", "reflect", "symmetric", "edge", "wrap"]), st.integers(1, 50), st.integers(0, 2**31))
+def test_integer_correlation_gives_the_numbers_of_float64(kind, fh, fw, padding, sh, sw, flip, border,
+                                                          strip_pixels, seed):
+    """Whole-number maps computed in int16/int32, strip by strip: exactly the map's numbers (scipy's)."""
+    from convcli.maps import picture
+
+    rng = np.random.default_rng(seed)
+    X = {"uint8": lambda: rng.integers(0, 256, (12, 10)).astype(np.uint8),
+         "int8": lambda: rng.integers(-128, 128, (12, 10)).astype(np.int8),
+         ">u2": lambda: rng.integers(0, 3000, (12, 10)).astype(">u2"),  # an int32 map
+         "bool": lambda: rng.integers(0, 2, (12, 10)).astype(bool),
+         "int64": lambda: rng.integers(-500, 500, (12, 10))}[kind]()
+    k = rng.integers(-9, 10, (fh, fw)).astype(float) * (rng.random((fh, fw)) < 0.7)
+    options = dict(padding=padding, stride=(sh, sw), flip=flip, border=border)
+    try:
+        A = convolve_map(X, k, **options)
+    except (ShapeError, ValueError):  # too small for this kernel or this much reflection: refused either way
+        return
+    exact = scipy_reference(X, k, **options)  # direct float64 sums of whole numbers: exact
+    assert np.abs(A - exact).max() <= 1e-9  # convcli's float64 paths may round (a factored kernel)
+    kind = picture._exact_integer_type(X, k)
+    assert kind is not None
+    integer = picture.IntegerCorrelation.of(X, k, **options)
+    out = np.full(A.shape, 12345, kind)
+    rows = max(1, strip_pixels // A.shape[1])
+    for r0 in range(0, A.shape[0], rows):
+        r1 = min(r0 + rows, A.shape[0])
+        integer.rows(r0, r1, out[r0:r1])
+    np.testing.assert_array_equal(out, exact)
+    levels, stats = map_picture(X, k, normalize="signed", **options)
+    assert levels.tobytes() == to_uint8(exact, "signed").tobytes()
+    assert (stats.min, stats.max) == (exact.min(), exact.max())
+
+
+def test_integer_correlation_leaves_kernels_of_many_taps_to_the_layers():
+    from convcli.maps import picture
+
+    X = np.zeros((20, 20), np.uint8)
+    assert picture.IntegerCorrelation.of(X, np.ones((7, 7)), padding="valid", stride=1, flip=False,
+                                         border="zero") is not None
+    assert picture.IntegerCorrelation.of(X, np.ones((7, 8)), padding="valid", stride=1, flip=False,
+                                         border="zero") is None  # 56 taps: conv_forward_rows
+
+
+def test_a_whole_number_map_of_many_taps_is_kept_rounded_not_truncated(monkeypatch):
+    """Past INTEGER_TAPS the float64 map is kept: a value a rounding below a whole number is that number."""
+    from convcli.maps import picture
+
+    rng = np.random.default_rng(8)
+    X, k = rng.integers(0, 256, (40, 40)).astype(np.uint8), rng.integers(-3, 4, (9, 9)).astype(float)
+    real = picture.conv_forward_rows
+    monkeypatch.setattr(picture, "conv_forward_rows", lambda *a, **kw: real(*a, **kw) - 1e-9)  # as if rounded down
+    exact = signal.correlate2d(X.astype(float), k, mode="valid")
+    levels, stats = map_picture(X, k)
+    assert np.count_nonzero(k) > picture.INTEGER_TAPS and (stats.min, stats.max) == (exact.min(), exact.max())
+    assert levels.tobytes() == to_uint8(exact).tobytes()
