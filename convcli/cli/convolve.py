@@ -8,7 +8,6 @@ command so that ``convcli --help`` stays fast.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -18,6 +17,7 @@ from convcli.cli.common import (
     check_stdin,
     conv_options,
     handle_errors,
+    one_blas_thread,
     picture_options,
     preview,
     silence_stdout,
@@ -91,6 +91,7 @@ def convolve(images, kernel_specs, output, padding, border, stride, flip, index,
       convcli convolve train-images-idx3-ubyte.gz --index 7 -k kernel.txt --json
       convcli convolve - -k laplacian -o - < in.png > out.png
     """
+    one_blas_thread()  # before numpy is loaded
     from convcli.io import pictures
 
     if len(images) > 1:
@@ -109,6 +110,7 @@ def _convolve(image, kernel_specs, output, padding, border, stride, flip, index,
     from convcli.io.files import check_writable
     from convcli.maps import single as maps
     from convcli.maps import writing
+    from convcli.maps.picture import picture_of_map
     from convcli.maps.levels import apply_cmap, colormap_lut, to_uint8
 
     if output == "-" and (sys.stdout is None or getattr(sys.stdout, "closed", False)):  # started with >&-
@@ -140,8 +142,9 @@ def _convolve(image, kernel_specs, output, padding, border, stride, flip, index,
     A = levels = None
     if picture and not color and not verify and len(steps) == 1:
         # Only the picture is wanted: make it strip by strip, never holding the float64 map.
-        levels, stats = maps.map_picture(X, steps[0].kernel, normalize=normalize, names=(names[0], names[1][0]),
-                                         **options)
+        # (the summary's mean and std only when it is shown; an integer map's levels made while encoding)
+        levels, stats = picture_of_map(X, steps[0].kernel, normalize=normalize, names=(names[0], names[1][0]),
+                                       moments=as_json or not quiet, **options)
     else:  # the whole map: for .npy/.tif, --color, --verify, pipelines and the preview
         A = maps.pipeline_map(X, [k.kernel for k in steps], names=names, **options)
         stats = maps.map_stats(A)
@@ -164,6 +167,8 @@ def _convolve(image, kernel_specs, output, padding, border, stride, flip, index,
             stderr_console().print(f"wrote {written} ({label}; map {stats})",
                                    markup=False, highlight=False, soft_wrap=True)
     if as_json:
+        import json
+
         click.echo(json.dumps(_stats_json(stats, steps, source, index, output)))
     elif output is None and not quiet:
         _show(label, A, stats, normalize, cmap, options)

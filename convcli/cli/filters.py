@@ -20,6 +20,7 @@ from convcli.cli.common import (
     conv_options,
     handle_errors,
     interrupted_message,
+    one_blas_thread,
     picture_options,
     preview,
     progress_enabled,
@@ -251,6 +252,7 @@ def render(ctx, inputs, names, kernel_specs, index, key, padding, border, normal
       convcli filters render train-images-idx3-ubyte.gz --padding same --format npy -o features
       convcli filters render train-images-idx3-ubyte.gz --padding same --format zarr --scheduler processes
     """
+    one_blas_thread()  # before numpy is loaded
     from convcli.io import pictures
 
     with pictures.pixel_limit(max_pixels):

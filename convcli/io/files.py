@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -51,7 +50,7 @@ def atomic_open(path: str | os.PathLike, *, force: bool = False) -> Iterator[Bin
         the temporary file.
     """
     path = check_writable(path, force=force)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    tmp = path.parent / f".{path.name}.{os.urandom(4).hex()}.tmp"  # (the secrets module costs 8 ms to import)
     try:  # the name is known before the file exists, so an interrupt right after creating it still cleans up
         with open(tmp, "xb") as handle:  # O_EXCL; mode 0666 less the umask, as for any new file
             yield handle

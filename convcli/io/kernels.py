@@ -18,8 +18,6 @@ right.  ``convcli convolve --flip`` turns any of them into a true convolution.
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import os
 import re
@@ -161,6 +159,8 @@ def get_filter(name: str) -> Filter:
         return FILTERS[name]
     except (KeyError, TypeError):
         pass
+    import difflib
+
     close = difflib.get_close_matches(str(name).lower(), list(FILTERS), n=3, cutoff=0.6)
     hint = f"did you mean: {', '.join(close)}?" if close else "see 'convcli filters list' for the names"
     raise KernelError(f"unknown filter '{name}'; {hint}")
@@ -312,6 +312,8 @@ def _load_npy(path: Path, where: str, check_shape=None) -> np.ndarray:
 
 
 def _parse_json(text: str, where: str) -> np.ndarray:
+    import json  # here: only JSON kernels need it
+
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -6,8 +6,9 @@ them (``--cmap``) and upscales them; :mod:`.sheet` lays out the contact sheet;
 strips for big pictures, also kernel pipelines and channel sums), verifies it
 against scipy and describes it; :mod:`.writing` writes a map as PNG, JPEG,
 WebP, BMP, ``.npy`` or TIFF.  :mod:`.plan` checks a batch render up front,
-:mod:`.batch` carries it out, and :mod:`.folder` (with :mod:`.staging`) owns
-the output folder, its writer processes and ``manifest.json``.
+:mod:`.batch` carries it out, :mod:`.folder` owns the output folder and
+``manifest.json``, and :mod:`.writer` (with :mod:`.staging`) writes its PNGs
+on threads.
 :mod:`.arrays` writes a whole dataset's maps as one ``.npy`` array and
 :mod:`.zarrstore` as a Zarr store computed with Dask.  It may import
 :mod:`convcli.io`, :mod:`convcli.layers`, numpy, scipy and Pillow, and lazily

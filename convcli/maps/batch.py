@@ -11,9 +11,10 @@ nothing is written before everything has been checked:
   correlates each chunk with the whole bank in one call of
   :func:`convcli.layers.conv_forward` (one call per kernel size: a bank needs
   kernels of one shape; a large photo's bank is split so that each call's
-  maps fit the budget), and hands the PNG encoding and writing to worker
-  processes while the next chunk is computed.  At most two chunks of maps are
-  alive at any time, so a 60,000-image MNIST file renders in bounded memory.
+  maps fit the budget), and hands the PNG encoding and writing to writer
+  threads (:mod:`convcli.maps.writer`) while the next chunk is computed.  At
+  most two chunks of maps are alive at any time, so a 60,000-image MNIST file
+  renders in bounded memory.
 
 Output layout, under the folder ``out_dir``::
 
@@ -39,7 +40,6 @@ from convcli.layers import conv_forward
 from convcli.maps.folder import (
     MANIFEST,
     SHEET,
-    MapWriter,
     check_folder,
     cpu_count,
     locked_folder,
@@ -65,10 +65,11 @@ from convcli.maps.sheet import (
     display_input,
 )
 from convcli.maps.single import check_finite
+from convcli.maps.writer import MapWriter
 from convcli.maps.writing import encode_png
 
-#: Jobs with fewer maps than this are written without worker processes.
-PARALLEL_MIN_MAPS = 4000
+#: Jobs with fewer maps than this are written without writer threads.
+PARALLEL_MIN_MAPS = 1000
 #: Sheet rows are kept until the end with pictures of at most this many pixels a side (the sheet
 #: shows them at half that or less).
 SHEET_KEEP_PX = 4 * SHEET_MIN_CELL
@@ -104,8 +105,8 @@ def run_render(
     ----------
     plan : from :func:`plan_render`
     progress : called with the number of images finished since the last call
-    workers : processes that encode and write the PNGs while the next chunk is
-        computed; ``0`` does it all in this process.  Default: :func:`default_workers`.
+    workers : threads that encode and write the PNGs while the next chunk is
+        computed; ``0`` does it all in the calling thread.  Default: :func:`default_workers`.
     budget : bytes of float64 maps per chunk (see :func:`chunk_size`)
 
     Returns
@@ -243,11 +244,11 @@ def _sheet_row(label: str, image: np.ndarray, maps: list[np.ndarray]):
 
 
 def default_workers(plan: RenderPlan) -> int:
-    """Writer processes for ``plan``: none below :data:`PARALLEL_MIN_MAPS` maps (starting them costs
-    more than they save), else one per CPU, at most 4.
+    """Writer threads for ``plan``: none below :data:`PARALLEL_MIN_MAPS` maps, else one per CPU, at most 4.
 
-    Measured with ``benchmarks/bench_filters.py`` on 2 CPUs (1,000 items × 25
-    filters): 2 workers take about 0.6 times as long as none.
+    Measured on 2 CPUs (1,000 Fashion-MNIST items × 25 filters, ``benchmarks/bench.py --only render``):
+    two threads take about 0.6 times as long as none when the file system is slow to create files, and
+    about as long when it is fast (tmpfs) and the machine busy.
     """
     if plan.total_maps < PARALLEL_MIN_MAPS:
         return 0
@@ -265,17 +266,18 @@ def _manifest_entries(plan: RenderPlan, records):
 
     Each is the text ``json.dumps`` makes of ``{"input", "index", "filter",
     "file", "min", "max"}``, put together from pieces quoted once per input,
-    filter and folder (a render of 25,000 maps spent 0.3 s in ``json.dumps``).
+    filter and folder (a render of 25,000 maps spent 0.3 s in ``json.dumps``; the
+    finite floats min and max are written by ``repr``, which is the text json gives them).
     """
     filters = [json.dumps(f.name) for f in plan.filters]
+    files = [json.dumps(name)[1:] for name in plan.file_names]  # the quoted name without its opening quote
     for job, indices, folders, lows, highs in records:
         source = json.dumps(job.source.name)
         for index, folder, low, high in zip(indices, folders, lows.tolist(), highs.tolist()):
             head = f'{{"input": {source}, "index": {json.dumps(index)}, "filter": '
             prefix = json.dumps(folder + "/")[:-1]  # the folder's quoted text without its closing quote
-            for name, quoted, lo, hi in zip(plan.file_names, filters, low, high):
-                yield (f'{head}{quoted}, "file": {prefix}{json.dumps(name)[1:]}, '
-                       f'"min": {json.dumps(lo)}, "max": {json.dumps(hi)}}}')
+            for name, quoted, lo, hi in zip(files, filters, low, high):  # finite floats: repr is json's text
+                yield f'{head}{quoted}, "file": {prefix}{name}, "min": {lo!r}, "max": {hi!r}}}'
 
 
 def _settings(plan: RenderPlan) -> str:

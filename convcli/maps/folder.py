@@ -1,11 +1,8 @@
-"""A folder of activation maps: names, the ``--force`` rule, parallel PNG writing and ``manifest.json``.
+"""A folder of activation maps: names, the ``--force`` rule, the lock and ``manifest.json``.
 
-The output side of :mod:`convcli.maps.batch` (numpy and the core only).  An image's
-folder that does not exist yet is written in a hidden staging folder and renamed
-into place whole (:mod:`convcli.maps.staging`: three system calls a file, one rename
-a folder); into an existing folder every file goes through
-:func:`convcli.io.files.atomic_write_bytes`.  Either way a reader never sees a
-half-written PNG and nothing is replaced without ``force``.
+The output side of :mod:`convcli.maps.batch` (numpy and the core only); the PNGs
+themselves are written by :mod:`convcli.maps.writer`.  Nothing is replaced
+without ``force``, and a folder holding only an earlier render is convcli's own.
 """
 
 from __future__ import annotations
@@ -13,33 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import sys
-import time
 import unicodedata
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
-
-import numpy as np
+from typing import Iterable, Iterator, Sequence
 
 from convcli.errors import OutputError
-from convcli.io.files import atomic_open, atomic_write_bytes, check_writable
-from convcli.maps.levels import upscale
-from convcli.maps.staging import StagingConflict, staged_folder
-from convcli.maps.writing import encode_png
+from convcli.io.files import atomic_open, check_writable
 
 MANIFEST = "manifest.json"
 SHEET = "sheet.png"
 #: Names a map folder may not take.
 RESERVED = (MANIFEST, SHEET)
-
-#: In a worker process of :class:`MapWriter`: the event that tells it to stop (set by the parent).
-_stop = None
-#: In a worker: a file is being written now; the parent has died (see :func:`_parent_died`).
-_writing = _orphaned = False
-#: Linux ``prctl`` option: the signal a process gets when its parent dies.
-_PR_SET_PDEATHSIG = 1
-
 
 #: The longest output name convcli makes, in UTF-8 bytes: file systems allow 255, and ``-2``... and
 #: ``.png`` are added to it.
@@ -216,62 +197,6 @@ def remove_old_results(out_dir: Path, names: Iterable[str]) -> None:
             raise OutputError(f"cannot remove the old '{path}': {exc.strerror or exc}") from exc
 
 
-def write_images(out_dir: Path, file_names: Sequence[str], size: int | None, force: bool, folders, maps) -> None:
-    """Write map ``maps[k][i]`` (uint8) as ``out_dir/folders[i]/file_names[k]``, upscaled to ``size``.
-
-    A new folder is staged and appears whole (:func:`_write_staged`); an
-    existing one gets its files one by one, each atomically.  In a
-    :class:`MapWriter` worker, stops after the current image once the parent
-    asks it to, and exits after the current file when the parent has died.
-    """
-    global _writing
-    for i, folder in enumerate(folders):
-        if _stop is not None and _stop.is_set():
-            return
-        if _write_staged(out_dir, folder, file_names, size, [stack[i] for stack in maps]):
-            continue
-        target = make_subfolder(out_dir, folder)
-        for stack, name in zip(maps, file_names):
-            _writing = True
-            try:
-                atomic_write_bytes(target / name, encode_png(upscale(stack[i], size)), force=force)
-            finally:
-                _writing = False
-            if _orphaned:
-                os._exit(1)
-
-
-def _write_staged(out_dir: Path, folder: str, file_names: Sequence[str], size: int | None, pictures) -> bool:
-    """Write a new folder's PNGs through :func:`~convcli.maps.staging.staged_folder`; False if it is not new.
-
-    The whole folder counts as one file being written: a worker whose parent
-    dies removes the staging folder, then exits.
-    """
-    global _writing
-    _writing = True
-    try:
-        with staged_folder(out_dir, folder) as put:
-            if put is None:
-                return False
-            for picture, name in zip(pictures, file_names):
-                put(name, encode_png(upscale(picture, size)))
-                if _orphaned:
-                    raise _Orphaned
-        return True
-    except StagingConflict:  # the name was taken meanwhile: nothing was moved, write file by file
-        return False
-    except _Orphaned:
-        os._exit(1)
-    finally:
-        _writing = False
-        if _orphaned:
-            os._exit(1)
-
-
-class _Orphaned(Exception):
-    """The parent died while a staged folder was being written."""
-
-
 def make_subfolder(out_dir: Path, name: str) -> Path:
     """``out_dir/name``, created if missing; OutputError if it is a symbolic link or not a folder.
 
@@ -288,160 +213,6 @@ def make_subfolder(out_dir: Path, name: str) -> Path:
         what = "a symbolic link" if target.is_symlink() else "not a folder"
         raise OutputError(f"cannot write into '{target}': it is {what}; convcli writes only inside '{out_dir}'")
     return target
-
-
-class MapWriter:
-    """Writes chunks of maps with :func:`write_images`, here or in worker processes.
-
-    With ``workers > 0``, chunk ``c`` is encoded and written by a process pool
-    while the caller computes chunk ``c + 1``; :meth:`write` waits for chunk
-    ``c - 1`` first, so at most two chunks of maps are alive.  Processes, not
-    threads: encoding small PNGs and the atomic writes are mostly Python code
-    that holds the GIL, and threads measured slower than no threads.
-
-    ``progress`` is called in the caller's thread with the number of images
-    whose files are all written.
-
-    Ctrl-C, SIGTERM and SIGHUP are the caller's to handle: workers ignore them
-    (a terminal or ``kill -- -PGID`` sends them to the whole group) and, when
-    the ``with`` block ends in an exception, stop after the image they are
-    writing.  So an interrupted run stops within moments and leaves no
-    half-written or temporary file.  Workers die with their parent even when
-    it is killed outright (Linux ``PR_SET_PDEATHSIG``; elsewhere a thread
-    watching the parent's pid): each finishes the file it is writing, then exits.
-    """
-
-    def __init__(
-        self,
-        out_dir: Path,
-        file_names: Sequence[str],
-        *,
-        size: int | None = None,
-        force: bool = False,
-        workers: int = 0,
-        progress: Callable[[int], None] | None = None,
-    ) -> None:
-        self.task = (out_dir, tuple(file_names), size, force)
-        self.workers, self.progress = int(workers), progress
-        self.pool = self.stop = None
-        self.pending: list = []  # the previous chunk's (future, number of images)
-
-    def __enter__(self) -> "MapWriter":
-        if self.workers > 0:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn: workers are children of this process (fork is unsafe with threads; a forkserver's
-            # children outlive a killed parent), so they can be told to die with it (_start_worker)
-            context = multiprocessing.get_context("spawn")
-            with _stop_signals_blocked():  # the resource tracker starts here: it must not die of a group's SIGHUP
-                self.stop = context.Event()
-                self.pool = ProcessPoolExecutor(
-                    self.workers, mp_context=context, initializer=_start_worker, initargs=(self.stop, os.getpid())
-                )
-        return self
-
-    def write(self, folders: Sequence[str], maps: Sequence[np.ndarray]) -> None:
-        """Write image ``i``'s maps ``[m[i] for m in maps]`` (uint8 stacks ``(n, H', W')``) into ``folders[i]``."""
-        if self.pool is None:
-            write_images(*self.task, folders, maps)
-            self._advance(len(folders))
-            return
-        step = -(-len(folders) // (2 * self.workers))  # two tasks per worker keep both busy
-        futures = []
-        for a in range(0, len(folders), step):
-            part = [m[a : a + step] for m in maps]
-            with _stop_signals_blocked():  # submit starts the workers
-                future = self.pool.submit(write_images, *self.task, folders[a : a + step], part)
-            futures.append((future, len(folders[a : a + step])))
-        self._drain()
-        self.pending = futures
-
-    def _drain(self) -> None:
-        from concurrent.futures.process import BrokenProcessPool
-
-        for future, count in self.pending:
-            try:
-                future.result()
-            except BrokenProcessPool:  # killed from outside (out of memory...): no traceback, say so
-                raise OutputError(
-                    f"a writer process for '{self.task[0]}' ended abruptly (killed, or out of memory?)"
-                ) from None
-            self._advance(count)
-        self.pending = []
-
-    def _advance(self, count: int) -> None:
-        if self.progress is not None:
-            self.progress(count)
-
-    def __exit__(self, kind, value, traceback) -> None:
-        try:
-            if kind is None:
-                self._drain()
-        finally:
-            if self.pool is not None:
-                self.stop.set()  # all is written, or a failure or Ctrl-C: stop after the current image
-                self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-#: The signals that stop a run: the parent handles them, its helper processes ignore them.
-_STOP_SIGNALS = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
-
-
-@contextlib.contextmanager
-def _stop_signals_blocked() -> Iterator[None]:
-    """Block the stop signals in this thread while helper processes are started.
-
-    A process started now (a writer, multiprocessing's resource tracker) begins
-    with them blocked, so a signal sent to the whole process group cannot kill
-    it before it has chosen to ignore them (the tracker ignores SIGINT and
-    SIGTERM, and SIGHUP stays blocked in it).  This process does not miss them:
-    the kernel delivers them to another thread, and Python runs the handler
-    in the main thread as usual; a signal that comes anyway waits until the
-    block ends.
-    """
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _start_worker(stop, parent: int) -> None:
-    """Initializer of :class:`MapWriter`'s processes: ignore stop signals, die with the parent (pid ``parent``)."""
-    global _stop
-    for number in _STOP_SIGNALS:
-        signal.signal(number, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by _stop_signals_blocked
-    _stop = stop
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        signal.signal(signal.SIGUSR1, _parent_died)
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-    else:
-        import threading
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.5)
-            _parent_died()
-
-        threading.Thread(target=watch, daemon=True).start()
-
-
-def _parent_died(*_) -> None:
-    """The parent is gone: exit now, or after the file being written (so no temporary file is left)."""
-    global _orphaned
-    if not _writing:
-        os._exit(1)
-    _orphaned = True
 
 
 def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:

@@ -159,6 +159,13 @@ def upscale(img: np.ndarray, size: int | None) -> np.ndarray:
     return img[rows[:, None], cols[None, :]]
 
 
+def upscale_each(stack: np.ndarray, size: int | None) -> np.ndarray:
+    """:func:`upscale` applied to each picture of a stack ``(n, H, W)`` or ``(n, H, W, C)`` at once."""
+    if size is None or size == max(stack.shape[1:3]):
+        return stack
+    return np.asarray(upscale(np.moveaxis(stack, 0, 2), size)).transpose((2, 0, 1, *range(3, stack.ndim)))
+
+
 #: What to install for ``--cmap``.
 CMAP_EXTRA = "pip install 'convcli[cmap]'  (or: pip install matplotlib)"
 

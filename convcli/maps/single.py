@@ -2,6 +2,8 @@
 
 numpy only (scipy is imported inside :func:`scipy_reference`).  This is what
 ``convcli convolve`` computes; the layer math itself is :mod:`convcli.layers`.
+The 8-bit picture of a large map, made strip by strip without the float64 map,
+is :mod:`convcli.maps.picture`.
 """
 
 from __future__ import annotations
@@ -12,17 +14,13 @@ import numpy as np
 
 from convcli.errors import ImageFormatError, ParameterError, ShapeError
 from convcli.io import pictures
-from convcli.layers import BORDERS, conv_forward, conv_forward_rows, pad_widths
+from convcli.layers import BORDERS, conv_forward, pad_widths
 from convcli.maps.levels import to_uint8
 
 #: What ``--verify`` compares with (kernels of up to :data:`DIRECT_TAPS` taps; larger ones: :data:`FFT_REFERENCE`).
 REFERENCE = "scipy.signal.correlate2d"
 FFT_REFERENCE = "scipy.signal.fftconvolve"
 DIRECT_TAPS = 15 * 15
-#: Integer maps spanning fewer values than this get their levels from a lookup table in :func:`map_picture`.
-LUT_VALUES = 1 << 16
-#: Map values per strip in :func:`map_picture` (16 MiB of float64; large enough for conv's threads).
-STRIP_PIXELS = 1 << 21
 
 
 def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1, flip: bool = False,
@@ -61,7 +59,7 @@ def convolve_map(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1
         When the map overflows float64 (names the image and the kernel): a map
         that is not finite is never returned.
     """
-    X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
+    X, kernel = image_and_kernel(X, kernel, padding, stride, names)
     with np.errstate(over="ignore", invalid="ignore"):
         if kernel.ndim == 3:
             planes = np.moveaxis(_channels_for(X, kernel, names), -1, 0)[None]  # (1, C, H, W)
@@ -123,111 +121,6 @@ def pipeline_map(X: np.ndarray, kernels, *, padding="valid", stride=1, flip: boo
     return A
 
 
-def map_picture(X: np.ndarray, kernel: np.ndarray, *, normalize: str = "minmax", padding="valid", stride=1,
-                flip: bool = False, border: str = "zero", names: tuple[str, str] = ("image", "kernel"),
-                strip_pixels: int | None = None) -> "tuple[np.ndarray, MapStats]":
-    """The 8-bit picture of a grey image's map, made strip by strip, and the map's summary.
-
-    The same bytes as ``to_uint8(convolve_map(X, kernel, ...), normalize)``,
-    without ever holding the float64 map: a first pass over strips of output
-    rows (:func:`convcli.layers.conv_forward_rows`) finds the min, max and mean,
-    a second recomputes each strip and scales it with those limits
-    (:func:`convcli.maps.levels.to_uint8`).  Extra memory is one strip of about
-    ``strip_pixels`` float64 values plus the uint8 picture, for twice the
-    convolution work.
-
-    Parameters
-    ----------
-    X : ndarray, shape ``(H, W)``, any real dtype (a uint8 picture is not copied)
-    kernel : ndarray, shape ``(Fh, Fw)``
-    normalize : {"minmax", "abs", "clip", "signed"}
-    padding, stride, flip, border, names
-        As for :func:`convolve_map`.
-    strip_pixels : int, optional
-        Map values per strip (whole rows, at least one); :data:`STRIP_PIXELS` by default.
-
-    Returns
-    -------
-    levels : ndarray of uint8, shape ``(H', W')`` (as for :func:`convolve_map`)
-    stats : MapStats
-        As :func:`map_stats` of the map; the mean is summed strip by strip, so
-        it can differ from ``A.mean()`` in the last bits.
-    """
-    X, kernel = _image_and_kernel(X, kernel, padding, stride, names)
-    if X.ndim != 2:
-        raise ShapeError(f"map_picture takes a grey image (H, W); got shape {X.shape} (use convolve_map)")
-    options = dict(padding=padding, stride=stride, flip=flip, border=border)
-    height, width = _map_shape(X.shape, kernel.shape, padding, stride)
-    rows = max(1, int(STRIP_PIXELS if strip_pixels is None else strip_pixels) // width)
-    strips = [(r, min(r + rows, height)) for r in range(0, height, rows)]
-    if kernel.ndim != 2:
-        raise ShapeError(f"map_picture takes a 2-D kernel; got shape {kernel.shape} (use convolve_map)")
-
-    exact = _exact_integer_type(X, kernel)  # the map is whole numbers: keep it exactly instead of recomputing
-    kept = None if exact is None else np.empty((height, width), exact)
-
-    lo, hi, total, shifted, squares, shift = np.inf, -np.inf, 0.0, 0.0, 0.0, None
-    for r0, r1 in strips:
-        with np.errstate(over="ignore", invalid="ignore"):
-            strip = conv_forward_rows(X, kernel, r0, r1, **options)
-            if kept is not None:  # whole numbers, finite by construction: the statistics from the small copy
-                kept[r0:r1] = strip
-                strip = kept[r0:r1]
-                total += float(strip.sum(dtype=np.int64))
-            else:
-                total += float(strip.sum())
-        lo, hi = np.minimum(lo, float(strip.min())), np.maximum(hi, float(strip.max()))
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            check_finite(strip, lambda at: (names[0], names[1], (at[0] + r0, at[1])))
-        shift = float(strip.mean()) if shift is None else shift  # sums of (A - shift) keep the variance exact
-        deviation = strip - shift
-        shifted += float(deviation.sum())
-        squares += float(np.square(deviation).sum())
-    n = height * width
-    std = float(np.sqrt(max(squares / n - (shifted / n) ** 2, 0.0)))
-    stats = MapStats((height, width), float(lo), float(hi), total / n, std)
-
-    levels = np.empty((height, width), np.uint8)
-    lut = None
-    if kept is not None and hi - lo < LUT_VALUES:  # every whole number lo..hi gets its level once, by to_uint8 itself
-        values = np.arange(lo, hi + 1)
-        lut = to_uint8(values, normalize, limits=(lo, hi))
-        if kept.dtype == np.int16:  # indexed by the int16 bits themselves: no subtraction pass
-            full = np.zeros(1 << 16, np.uint8)
-            full[values.astype(np.int16).view(np.uint16)] = lut
-            lut, kept, lo_index = full, kept.view(np.uint16), 0
-        else:
-            lo_index = int(lo)
-    for r0, r1 in strips:
-        if lut is not None:
-            index = kept[r0:r1] if lo_index == 0 else np.subtract(kept[r0:r1], lo_index, dtype=np.int64)
-            np.take(lut, index, out=levels[r0:r1])
-            continue
-        strip = conv_forward_rows(X, kernel, r0, r1, **options) if kept is None else kept[r0:r1].astype(np.float64)
-        levels[r0:r1] = to_uint8(strip, normalize, limits=(lo, hi))
-    return levels, stats
-
-
-def _exact_integer_type(X: np.ndarray, kernel: np.ndarray):
-    """int16 or int32 when every map value is a whole number that type holds exactly, else None.
-
-    An integer picture correlated with an integer kernel (``edge-h``, Sobel,
-    Laplacian...) gives whole numbers of at most ``max|X| * sum|w|``; float64
-    computes them exactly (far below 2**53), so :func:`map_picture` can keep
-    the first pass's strips in 2 or 4 bytes a value and skip the second
-    convolution, with the same levels to the bit.  When they span fewer than
-    :data:`LUT_VALUES` values, each value's level is computed once by
-    :func:`~convcli.maps.levels.to_uint8` and looked up.
-    """
-    if X.dtype.kind not in "biu" or not np.array_equal(kernel, np.rint(kernel)) or X.size == 0:
-        return None
-    bound = float(max(abs(int(X.min())), abs(int(X.max())))) * float(np.abs(kernel).sum())
-    for kind in (np.int16, np.int32):
-        if bound <= np.iinfo(kind).max:
-            return kind
-    return None
-
-
 def check_padded_size(padded: tuple[int, int], padding, what: str) -> None:
     """Refuse a padded image of more than :data:`convcli.io.pictures.MAX_PIXELS` pixels (the limit of
     ``--size`` and of inputs), before anything that large is allocated."""
@@ -255,8 +148,11 @@ def check_finite(A: np.ndarray, names) -> None:
     )
 
 
-def _image_and_kernel(X, kernel, padding, stride, names):
-    """``X`` as an array (its dtype kept) and a float64 kernel; ShapeError naming both if it does not fit."""
+def image_and_kernel(X, kernel, padding, stride, names):
+    """``X`` as an array (its dtype kept) and a float64 kernel; ShapeError naming both if it does not fit.
+
+    ``names`` are the image's and the kernel's names for the error message.
+    """
     X = np.asarray(X)
     X = X if X.dtype.kind in "biuf" else X.astype(np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
@@ -281,13 +177,6 @@ def check_fits(image_hw, kernel_hw, *, padding="valid", stride=1, names: tuple[s
             f"kernel {names[1]} ({kernel_hw[0]}x{kernel_hw[1]}) is larger than the image {names[0]} "
             f"({h}x{w}{grown}); use a smaller kernel or --padding same/full"
         )
-
-
-def _map_shape(image_hw, kernel_hw, padding, stride) -> "tuple[int, int]":
-    """``(H', W')`` with ``H' = (H + pad_top + pad_bottom - Fh) // sh + 1`` (likewise ``W'``)."""
-    pads = pad_widths(padding, kernel_hw, stride)  # validates padding and stride
-    strides = (stride, stride) if np.ndim(stride) == 0 else tuple(stride)
-    return tuple(int((n + sum(p) - f) // s + 1) for n, p, f, s in zip(image_hw[:2], pads, kernel_hw, strides))
 
 
 def scipy_reference(X: np.ndarray, kernel: np.ndarray, *, padding="valid", stride=1, flip: bool = False,

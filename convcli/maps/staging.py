@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator
@@ -58,7 +57,7 @@ def staged_folder(out_dir: Path, name: str) -> Iterator["Callable[[str, bytes], 
     if os.path.lexists(target):
         yield None
         return
-    staging = out_dir / f"{PREFIX}{name}.{secrets.token_hex(4)}{SUFFIX}"
+    staging = out_dir / f"{PREFIX}{name}.{os.urandom(4).hex()}{SUFFIX}"
     try:
         os.mkdir(staging)
     except OSError as exc:

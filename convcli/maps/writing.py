@@ -62,6 +62,23 @@ def encode_png(img: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def encode_pictures(stack: np.ndarray) -> "list[bytes]":
+    """The PNG bytes of each uint8 picture of a stack ``(n, H, W)`` or ``(n, H, W, 3)``.
+
+    Small pictures are encoded together (:func:`convcli.maps.png.encode_stack`),
+    large ones one by one (:func:`encode_png`); either way Pillow reads back
+    each picture exactly.
+    """
+    stack = np.asarray(stack)
+    if stack.dtype != np.uint8 or stack.ndim not in (3, 4) or (stack.ndim == 4 and stack.shape[3] != 3):
+        raise ParameterError(f"encode_pictures needs uint8 (n, H, W) or (n, H, W, 3); got {stack.dtype} {stack.shape}")
+    if 0 in stack.shape[1:]:
+        raise ParameterError(f"encode_pictures needs pictures of at least 1x1 pixels; got shape {stack.shape}")
+    if stack[0].size <= png.SMALL_BYTES:
+        return png.encode_stack(stack)
+    return [encode_png(picture) for picture in stack]
+
+
 def save_png(levels: np.ndarray, stream: BinaryIO, *, size: int | None = None) -> None:
     """Write a uint8 picture (as for :func:`encode_png`), upscaled to ``size``, as PNG to a binary stream.
 
@@ -71,12 +88,17 @@ def save_png(levels: np.ndarray, stream: BinaryIO, *, size: int | None = None) -
     """
 
     check_size(np.shape(levels), size)
-    _save_png(upscale(np.asarray(levels), size), stream)
+    _save_png(levels if size is None else upscale(np.asarray(levels), size), stream)
 
 
 def _save_png(img: np.ndarray, stream: BinaryIO, fmt: str = "png") -> None:
-    """Encode a uint8 picture as ``fmt`` (PNG through convcli's own encoder, the others through Pillow)."""
-    img = np.asarray(img)
+    """Encode a uint8 picture as ``fmt`` (PNG through convcli's own encoder, the others through Pillow).
+
+    ``img`` is an array or a :class:`~convcli.maps.picture.Picture`, which the
+    PNG encoder makes strip by strip (the other formats make it whole first).
+    """
+    if fmt != "png" or not hasattr(img, "rows"):
+        img = np.asarray(img)
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
@@ -165,6 +187,9 @@ def write_picture(path: str | os.PathLike, levels: np.ndarray, *, size: int | No
                   force: bool = False) -> Path:
     """Write an 8-bit picture ``(H, W)`` or ``(H, W, 3)`` (upscaled to ``size``) in the format of its extension.
 
+    ``levels`` is an array, or a :class:`~convcli.maps.picture.Picture` (made
+    strip by strip while a PNG is encoded).
+
     PNG, JPEG (quality 95), lossless WebP or BMP (:data:`PICTURE_FORMATS`).
     The picture is streamed into the file, which appears atomically; an
     existing file is refused unless ``force`` (OutputError).
@@ -175,5 +200,5 @@ def write_picture(path: str | os.PathLike, levels: np.ndarray, *, size: int | No
     check_writable(path, force=force)
     check_size(np.shape(levels), size)
     with atomic_open(path, force=force) as handle:
-        _save_png(upscale(np.asarray(levels), size), handle, fmt)
+        _save_png(levels if size is None else upscale(np.asarray(levels), size), handle, fmt)
     return Path(path)

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from helpers_images import fashion_mnist_dir, idx_bytes, levels_reference, png_b
 from PIL import Image
 from scipy import ndimage, signal
 
+import convcli.maps.picture
 import convcli.maps.single
 from convcli.cli import cli
 from convcli.io.images import SAMPLE_DIR, default_sample
@@ -177,7 +179,7 @@ def test_png_made_in_strips_is_the_picture_of_the_whole_map(tmp_path, monkeypatc
     """-o x.png goes strip by strip (here 3 rows at a time): the bytes of the .npy map's picture, the same summary."""
     from convcli.maps.levels import to_uint8
 
-    monkeypatch.setattr(convcli.maps.single, "STRIP_PIXELS", 3 * 256)
+    monkeypatch.setattr(convcli.maps.picture, "STRIP_PIXELS", 3 * 256)
     args = [SAMPLE_DIR / "scene-256.png", "-k", "log", "--padding", "same", "--border", "symmetric",
             "--normalize", mode]
     npy, png = run(*args, "-o", tmp_path / "m.npy"), run(*args, "-o", tmp_path / "m.png")
@@ -193,8 +195,9 @@ def test_png_made_in_strips_is_the_picture_of_the_whole_map(tmp_path, monkeypatc
 def test_png_output_keeps_the_picture_uint8_and_never_holds_the_whole_map(tmp_path, monkeypatch):
     """The issue #6 memory target: no float64 copy of a uint8 picture, no float64 map, for plain PNG output."""
     seen = []
-    real = convcli.maps.single.map_picture
-    monkeypatch.setattr(convcli.maps.single, "map_picture", lambda X, *a, **k: seen.append(X.dtype) or real(X, *a, **k))
+    real = convcli.maps.picture.picture_of_map
+    monkeypatch.setattr(convcli.maps.picture, "picture_of_map",
+                        lambda X, *a, **k: seen.append(X.dtype) or real(X, *a, **k))
 
     def whole_map(*args, **kwargs):
         raise AssertionError("convolve_map called for PNG output")
@@ -372,3 +375,25 @@ def test_missing_file_named_like_a_sample_points_to_it(tmp_path, monkeypatch):
     assert_refused(run("scene-256.png", "-k", "box"),
                    "input file 'scene-256.png' not found; the bundled sample of that name is "
                    f"{SAMPLE_DIR / 'scene-256.png'}")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+@pytest.mark.parametrize("preset", [None, "2"])
+@pytest.mark.parametrize("command", [["convolve", "-k", "box", "-o", "m.png"], ["filters", "render", "-f", "box"]])
+def test_commands_load_numpy_with_one_blas_thread_unless_told_otherwise(tmp_path, preset, command):
+    """OpenBLAS's own threads would only spin (convcli.layers runs its own); a user's setting wins."""
+    import subprocess
+
+    code = ("import os, sys; from click.testing import CliRunner; from convcli.cli import cli; "
+            f"r = CliRunner().invoke(cli, {command + ['-q']!r}); "
+            "import threading; print(r.exit_code, os.environ['OPENBLAS_NUM_THREADS'], "
+            "len(os.listdir('/proc/self/task')) - threading.active_count())")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=tmp_path).stdout
+    status, value, foreign = out.split()
+    assert (status, value) == ("0", preset or "1")
+    if preset is None:
+        assert foreign == "0"  # no thread that Python did not start: no OpenBLAS server thread

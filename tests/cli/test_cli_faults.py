@@ -9,11 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from click.testing import CliRunner
 from helpers_images import idx_bytes, png_bytes
 
@@ -25,8 +27,8 @@ from convcli.maps.folder import locked_folder
 from convcli.maps.sheet import SHEET_MAX_PIXELS
 
 CONVCLI = [sys.executable, "-c", "from convcli.cli import main; main()"]
-#: Items of a one-filter render large enough to be written by writer processes.
-WRITER_JOB = PARALLEL_MIN_MAPS + 1000
+#: Items of a one-filter render large enough to be written by writer threads.
+WRITER_JOB = PARALLEL_MIN_MAPS + 9000
 
 
 def invoke(*args, input=None):
@@ -85,7 +87,7 @@ def test_interrupted_force_render_leaves_no_stale_manifest(tmp_path, monkeypatch
     def interrupt(self, folders, maps):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("convcli.maps.folder.MapWriter.write", interrupt)
+    monkeypatch.setattr("convcli.maps.writer.MapWriter.write", interrupt)
     result = invoke("filters", "render", source, "-f", "box", "--normalize", "minmax", "-o", out, "--force", "-q")
     assert error_line(result, 130) == (f"interrupted; '{out}' holds the maps written so far, without manifest.json "
                                        "or sheet.png (run again with --force to redo them)")
@@ -245,9 +247,18 @@ def alive(pid: int) -> bool:
         return False
 
 
+def whole_folders(out: Path) -> None:
+    """Every visible image folder holds its one map, complete (Pillow decodes it)."""
+    for folder in out.iterdir():
+        if folder.is_dir() and not folder.name.startswith("."):
+            assert [p.name for p in folder.iterdir()] == ["box.png"]
+            Image.open(folder / "box.png").load()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_sigterm_and_sighup_stop_render_and_its_writers_cleanly(tmp_path, signum):
+@pytest.mark.parametrize("signum", [None, signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_render_leaves_no_process_after_an_exit_or_a_stop_signal(tmp_path, signum):
+    """Writer threads, no helper process: none during the run, none after a normal exit or a signal."""
     source, out = digits(tmp_path, count=WRITER_JOB), tmp_path / "out"
     env = dict(os.environ, TMPDIR=str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
@@ -255,42 +266,40 @@ def test_sigterm_and_sighup_stop_render_and_its_writers_cleanly(tmp_path, signum
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                            start_new_session=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*/box.png"))) < 50:
+    while time.monotonic() < deadline and len(list(out.glob("*/box.png"))) < 50 and run.poll() is None:
         time.sleep(0.05)
-    workers = children_of(run.pid)
-    assert workers, "the render should have writer processes"
-    os.killpg(run.pid, signum)  # the whole group, as a terminal or a service manager does
+    assert children_of(run.pid) == []
+    if signum is not None:
+        os.killpg(run.pid, signum)  # the whole group, as a terminal or a service manager does
     stdout, stderr = run.communicate(timeout=60)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(run.pid, 0)  # nothing of the group is left
+    assert not list(out.rglob("*.tmp")) and os.listdir(tmp_path / "tmp") == []
+    whole_folders(out)
+    if signum is None:
+        assert (run.returncode, stderr) == (0, "") and (out / "manifest.json").exists()
+        return
     assert run.returncode == 128 + signum
-    name = signal.Signals(signum).name
-    assert stderr.splitlines() == [f"Error: terminated by {name}; '{out}' holds the maps written so far, without "
+    name = "interrupted" if signum == signal.SIGINT else f"terminated by {signal.Signals(signum).name}"
+    assert stderr.splitlines() == [f"Error: {name}; '{out}' holds the maps written so far, without "
                                    "manifest.json or sheet.png (run again with --force to redo them)"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
-        time.sleep(0.05)
-    assert not any(alive(pid) for pid in workers)
-    assert not list(out.rglob("*.tmp")) and not (out / "manifest.json").exists()
-    assert os.listdir(tmp_path / "tmp") == []  # no pymp-* folder
+    assert not (out / "manifest.json").exists()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_writers_die_with_a_killed_parent(tmp_path):
+def test_a_killed_render_leaves_only_whole_folders(tmp_path):
     source, out = digits(tmp_path, count=WRITER_JOB), tmp_path / "out"
     run = subprocess.Popen(CONVCLI + ["filters", "render", str(source), "-f", "box", "-o", str(out), "-q"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(out.glob("*/box.png"))) < 50:
         time.sleep(0.05)
-    workers = children_of(run.pid)
     run.kill()
     run.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
-        time.sleep(0.05)
-    assert workers and not any(alive(pid) for pid in workers)
     count = len(list(out.rglob("*.png")))
     time.sleep(0.5)
-    assert len(list(out.rglob("*.png"))) == count and not list(out.rglob("*.tmp"))
+    assert len(list(out.rglob("*.png"))) == count  # nothing goes on writing
+    whole_folders(out)  # at most a hidden staging folder (.digits-N.xxxx.tmp) of the image being written
 
 
 @pytest.mark.parametrize("command", [["convolve", "-k", "box"], ["gradcheck"]])
@@ -406,20 +415,27 @@ def test_finite_maps_near_the_float_limit_render_without_warnings(tmp_path):
     assert (tmp_path / "out" / "sheet.png").exists()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_a_killed_writer_process_is_one_error_line(tmp_path):
+def test_a_failed_write_on_a_writer_thread_is_one_error_line(tmp_path, monkeypatch):
+    from convcli.errors import OutputError
+    from convcli.maps import writer
+
     source, out = digits(tmp_path, count=WRITER_JOB), tmp_path / "out"
-    run = subprocess.Popen(CONVCLI + ["filters", "render", str(source), "-f", "box", "-o", str(out), "-q"],
-                           stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*/box.png"))) < 50:
-        time.sleep(0.05)
-    writers = [pid for pid in children_of(run.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-    os.kill(writers[0], signal.SIGKILL)
-    _, stderr = run.communicate(timeout=60)
-    assert run.returncode == 2
-    assert stderr.splitlines() == [f"Error: a writer process for '{out}' ended abruptly (killed, or out of memory?); "
-                                   f"'{out}' holds the maps written so far, without manifest.json or sheet.png"]
+    real, calls = writer.write_folder, []
+
+    def failing(out_dir, folder, *args, **kwargs):
+        calls.append(folder)
+        if len(calls) == 100:
+            raise OutputError(f"cannot write '{out_dir / folder / 'box.png'}': No space left on device")
+        return real(out_dir, folder, *args, **kwargs)
+
+    monkeypatch.setattr(writer, "write_folder", failing)
+    result = invoke("filters", "render", source, "-f", "box", "-o", out, "-q")
+    assert threading.current_thread().name == "MainThread" and len(calls) > 1
+    line = error_line(result, 2)
+    assert line.startswith(f"cannot write '{out / 'digits-'}") and line.endswith(
+        f"No space left on device; '{out}' holds the maps written so far, without manifest.json or sheet.png")
+    assert not list(out.rglob("*.tmp")) and not (out / "manifest.json").exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("convcli-writer")]
 
 
 @pytest.mark.parametrize("args, label", [("convolve - -k box", "IMAGE"), ("filters render - -f box -o x", "INPUT")])

@@ -2,6 +2,7 @@
 
 import json
 import os
+import threading
 import weakref
 
 import numpy as np
@@ -15,6 +16,7 @@ from convcli.io.images import open_source, sample_paths
 from convcli.io.kernels import FILTERS, Filter, get_filter
 from convcli.maps import batch
 from convcli.maps import folder as mapfolder
+from convcli.maps import writer as mapwriter
 from convcli.maps.batch import chunk_size, plan_render, run_render
 from convcli.maps.sheet import SHEET_MAX_ROWS
 
@@ -131,7 +133,7 @@ def test_sixty_thousand_items_are_never_all_in_memory(tmp_path, monkeypatch):
         peak[0] = max(peak[0], sum(ref() is not None for ref in made))
         return out
 
-    monkeypatch.setattr(mapfolder, "write_images", lambda *args: None)
+    monkeypatch.setattr(mapwriter, "write_images", lambda *args, **kwargs: None)
     monkeypatch.setattr(batch, "to_uint8_each", watched)
     result = run_render(plan, workers=0)
     assert result.images == 60000 and len(made) == 2 * -(-60000 // n)
@@ -288,27 +290,27 @@ def test_sample_inputs_show_every_bundled_picture_once():
         assert any(picture.shape == item.shape and np.array_equal(picture, item) for item in items), path
 
 
-def test_interrupted_writer_processes_stop_after_their_current_image(tmp_path):
-    """An exception in the ``with`` block (Ctrl-C, a failed chunk) stops the workers; no temporary files stay."""
-    count = 20000  # far more 1x1 PNGs than a worker can write before the parent stops it
+def test_interrupted_writer_threads_stop_after_their_current_image(tmp_path):
+    """An exception in the ``with`` block (Ctrl-C, a failed chunk) stops the threads; no temporary files stay."""
+    count = 20000  # far more 1x1 PNGs than a thread can write before the caller stops it
     levels = np.zeros((count, 1, 1), np.uint8)
     folders = [f"i{n}" for n in range(count)]
     with pytest.raises(KeyboardInterrupt):
-        with mapfolder.MapWriter(tmp_path, ["m.png"], workers=1) as writer:
+        with mapwriter.MapWriter(tmp_path, ["m.png"], workers=1) as writer:
             writer.write(folders, [levels])
             raise KeyboardInterrupt
+    assert not [t for t in threading.enumerate() if t.name.startswith("convcli-writer")]  # waited for
     written = list(tmp_path.rglob("*.png"))
     assert len(written) < count
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in written)
     assert not [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".png"]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_a_stopped_worker_writes_nothing_more(tmp_path, monkeypatch):
-    class Stopped:
-        def is_set(self):
-            return True
-
-    monkeypatch.setattr(mapfolder, "_stop", Stopped())
-    mapfolder.write_images(tmp_path, ["m.png"], None, False, ["a", "b"], [np.zeros((2, 3, 3), np.uint8)])
+def test_a_stopped_writer_writes_nothing_more(tmp_path):
+    stop = threading.Event()
+    stop.set()
+    mapwriter.write_images(tmp_path, ["m.png"], None, False, ["a", "b"], [np.zeros((2, 3, 3), np.uint8)], stop=stop)
     assert list(tmp_path.iterdir()) == []
 
 

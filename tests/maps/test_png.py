@@ -113,3 +113,34 @@ def test_no_thread_is_left_running():
     before = threading.active_count()
     encode(np.zeros((2000, 2000), np.uint8))
     assert threading.active_count() == before
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 30), st.integers(1, 30), st.booleans(), st.integers(0, 2**32 - 1))
+def test_encode_stack_gives_each_picture_its_own_png(n, h, w, rgb, seed):
+    """One numpy pass for the stack, one file per picture: Pillow reads each back exactly, CRCs checked."""
+    rng = np.random.default_rng(seed)
+    stack = rng.integers(0, 256, (n, h, w, 3) if rgb else (n, h, w), dtype=np.uint8)
+    stack[: n // 2] //= 16  # some smooth, compressible pictures too
+    files = png.encode_stack(stack)
+    assert len(files) == n
+    for picture, data in zip(stack, files):
+        back = decode(data)
+        assert back.shape == picture.shape and back.dtype == np.uint8
+        np.testing.assert_array_equal(back, picture)
+
+
+def test_encode_stack_files_are_one_zlib_stream_each_with_up_filtered_rows():
+    stack = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4) * 7
+    for picture, data in zip(stack, png.encode_stack(stack)):
+        assert data.startswith(png.SIGNATURE) and data.endswith(png._chunk(b"IEND", b""))
+        length = struct.unpack(">I", data[33:37])[0]
+        assert data[37:41] == b"IDAT"
+        raw = np.frombuffer(zlib.decompress(data[41 : 41 + length]), np.uint8).reshape(3, 5)
+        assert (raw[:, 0] == 2).all()  # Up
+        np.testing.assert_array_equal(np.cumsum(raw[:, 1:], axis=0, dtype=np.uint8), picture)
+
+
+def test_small_pictures_of_write_png_are_encode_stack_files():
+    img = np.random.default_rng(4).integers(0, 256, (28, 28), dtype=np.uint8)
+    assert encode(img) == png.encode_stack(img[None])[0]

@@ -12,10 +12,10 @@ from scipy import ndimage, signal
 
 from convcli.errors import OutputError, ParameterError, ShapeError
 from convcli.maps.levels import to_uint8
+from convcli.maps.picture import map_picture
 from convcli.maps.single import (
     Verification,
     convolve_map,
-    map_picture,
     map_stats,
     pipeline_map,
     preview_levels,
@@ -78,6 +78,9 @@ def test_map_picture_is_the_whole_maps_picture_made_strip_by_strip(h, w, fh, fw,
     assert (stats.shape, stats.min, stats.max) == (whole.shape, whole.min, whole.max)
     assert stats.mean == pytest.approx(whole.mean, rel=1e-12, abs=1e-12 * np.abs(A).max())
     assert stats.std == pytest.approx(whole.std, rel=1e-9, abs=1e-9 * np.abs(A).max())
+    quick, summary = map_picture(X, k, normalize=mode, strip_pixels=strip_pixels, moments=False, **options)
+    assert quick.tobytes() == levels.tobytes() and (summary.min, summary.max) == (stats.min, stats.max)
+    assert np.isnan(summary.mean) and np.isnan(summary.std)
 
 
 @settings(max_examples=40, deadline=None)
@@ -298,8 +301,8 @@ def test_verify_uses_the_fft_for_large_kernels():
        st.integers(1, 40), st.integers(0, 2**31))
 def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh, fw, padding, mode, strip_pixels,
                                                                          seed):
-    """Integer picture, integer kernel: one convolution pass, the same bytes as to_uint8(whole map)."""
-    from convcli.maps import single
+    """Integer picture, integer kernel: one pass in integers, the same bytes as to_uint8(whole map)."""
+    from convcli.maps import picture
 
     rng = np.random.default_rng(seed)
     X = {"uint8": lambda: rng.integers(0, 256, (11, 13)).astype(np.uint8),
@@ -308,13 +311,126 @@ def test_map_picture_keeps_an_integer_map_instead_of_computing_it_twice(kind, fh
          "bool": lambda: rng.integers(0, 2, (11, 13)).astype(bool)}[kind]()
     k = rng.integers(-40, 41, (fh, fw)).astype(float)
     calls = []
-    real = single.conv_forward_rows
-    single.conv_forward_rows = lambda *a, **kw: calls.append(1) or real(*a, **kw)
+    real = picture.conv_forward_rows
+    picture.conv_forward_rows = lambda *a, **kw: calls.append(1) or real(*a, **kw)
     try:
         levels, _ = map_picture(X, k, normalize=mode, strip_pixels=strip_pixels, padding=padding)
     finally:
-        single.conv_forward_rows = real
+        picture.conv_forward_rows = real
     A = convolve_map(X.astype(np.float64), k, padding=padding)
     assert levels.tobytes() == to_uint8(A, mode).tobytes()
     strips = -(-A.shape[0] // max(1, strip_pixels // A.shape[1]))
-    assert len(calls) == (strips if kind != "int64" else 2 * strips)  # 2**40 * sum|k| does not fit int32
+    kept = picture._exact_integer_type(X, k) is not None  # int64: 2**40 * sum|k| does not fit int32 (unless k is 0)
+    assert kept == (kind != "int64" or not k.any())
+    assert len(calls) == (0 if kept else 2 * strips)  # kept: computed in integers (IntegerCorrelation)
+
+
+def test_encode_pictures_small_and_large_read_back_exactly():
+    from convcli.maps.writing import encode_pictures
+
+    rng = np.random.default_rng(5)
+    for shape in [(3, 9, 7), (2, 5, 6, 3), (2, 130, 140)]:  # the last is past png.SMALL_BYTES: one by one
+        stack = rng.integers(0, 256, shape, dtype=np.uint8)
+        files = encode_pictures(stack)
+        assert [np.asarray(Image.open(__import__("io").BytesIO(f))).tolist() for f in files] == stack.tolist()
+    with pytest.raises(ParameterError, match=r"encode_pictures needs uint8 \(n, H, W\) or \(n, H, W, 3\); got "
+                                             r"float64 \(2, 2\)"):
+        encode_pictures(np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("size", [None, 1, 4, 9, 20])
+def test_upscale_each_is_upscale_of_each_picture(size):
+    from convcli.maps.levels import upscale, upscale_each
+
+    stack = np.random.default_rng(6).integers(0, 256, (3, 9, 6, 3), dtype=np.uint8)
+    for pictures in (stack, stack[..., 0]):
+        np.testing.assert_array_equal(upscale_each(pictures, size), np.stack([upscale(p, size) for p in pictures]))
+
+
+@pytest.mark.parametrize("dtype, kernel", [(np.uint8, [[1, 1, 1], [0, 0, 0], [-1, -1, -1]]),
+                                           (np.uint16, [[0, -1, 0], [-1, 4, -1], [0, -1, 0]])])
+def test_a_whole_number_maps_picture_is_looked_up_by_the_encoders_threads(tmp_path, monkeypatch, dtype, kernel):
+    """int16 and int32 maps: the PNG written strip by strip from the Picture has the bytes of the array's PNG."""
+    import io
+
+    from convcli.maps import png
+    from convcli.maps.picture import Picture, picture_of_map
+
+    rng = np.random.default_rng(7)
+    X = rng.integers(0, 256 if dtype == np.uint8 else 6000, (300, 500)).astype(dtype)  # an int16 map, an int32 one
+    k = np.array(kernel, float)
+    picture, _ = picture_of_map(X, k, normalize="signed")
+    assert isinstance(picture, Picture) and picture.shape == (298, 498)
+    assert picture._kept.dtype == (np.uint16 if dtype == np.uint8 else np.int32)
+    levels = np.asarray(picture)
+    assert levels.tobytes() == to_uint8(convolve_map(X, k), "signed").tobytes()
+    monkeypatch.setattr(png, "STRIP_BYTES", 7 * 498)  # 43 strips, on png.THREADS threads
+    streamed, whole = io.BytesIO(), io.BytesIO()
+    png.write_png(picture, streamed)
+    png.write_png(levels, whole)
+    assert streamed.getvalue() == whole.getvalue()
+    write_picture(tmp_path / "m.png", picture)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")), levels)
+    write_picture(tmp_path / "m.webp", picture)  # other formats make it whole first
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.webp").convert("L")), levels)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from(["uint8", "int8", ">u2", "bool", "int64"]), st.integers(1, 4), st.integers(1, 4),
+       st.sampled_from(["valid", "same", "full", 1, (2, 0)]), st.integers(1, 3), st.integers(1, 2), st.booleans(),
+       st.sampled_from(["zero", "reflect", "symmetric", "edge", "wrap"]), st.integers(1, 50), st.integers(0, 2**31))
+def test_integer_correlation_gives_the_numbers_of_float64(kind, fh, fw, padding, sh, sw, flip, border,
+                                                          strip_pixels, seed):
+    """Whole-number maps computed in int16/int32, strip by strip: exactly the map's numbers (scipy's)."""
+    from convcli.maps import picture
+
+    rng = np.random.default_rng(seed)
+    X = {"uint8": lambda: rng.integers(0, 256, (12, 10)).astype(np.uint8),
+         "int8": lambda: rng.integers(-128, 128, (12, 10)).astype(np.int8),
+         ">u2": lambda: rng.integers(0, 3000, (12, 10)).astype(">u2"),  # an int32 map
+         "bool": lambda: rng.integers(0, 2, (12, 10)).astype(bool),
+         "int64": lambda: rng.integers(-500, 500, (12, 10))}[kind]()
+    k = rng.integers(-9, 10, (fh, fw)).astype(float) * (rng.random((fh, fw)) < 0.7)
+    options = dict(padding=padding, stride=(sh, sw), flip=flip, border=border)
+    try:
+        A = convolve_map(X, k, **options)
+    except (ShapeError, ValueError):  # too small for this kernel or this much reflection: refused either way
+        return
+    exact = scipy_reference(X, k, **options)  # direct float64 sums of whole numbers: exact
+    assert np.abs(A - exact).max() <= 1e-9  # convcli's float64 paths may round (a factored kernel)
+    kind = picture._exact_integer_type(X, k)
+    assert kind is not None
+    integer = picture.IntegerCorrelation.of(X, k, **options)
+    out = np.full(A.shape, 12345, kind)
+    rows = max(1, strip_pixels // A.shape[1])
+    for r0 in range(0, A.shape[0], rows):
+        r1 = min(r0 + rows, A.shape[0])
+        integer.rows(r0, r1, out[r0:r1])
+    np.testing.assert_array_equal(out, exact)
+    levels, stats = map_picture(X, k, normalize="signed", **options)
+    assert levels.tobytes() == to_uint8(exact, "signed").tobytes()
+    assert (stats.min, stats.max) == (exact.min(), exact.max())
+
+
+def test_integer_correlation_leaves_kernels_of_many_taps_to_the_layers():
+    from convcli.maps import picture
+
+    X = np.zeros((20, 20), np.uint8)
+    assert picture.IntegerCorrelation.of(X, np.ones((7, 7)), padding="valid", stride=1, flip=False,
+                                         border="zero") is not None
+    assert picture.IntegerCorrelation.of(X, np.ones((7, 8)), padding="valid", stride=1, flip=False,
+                                         border="zero") is None  # 56 taps: conv_forward_rows
+
+
+def test_a_whole_number_map_of_many_taps_is_kept_rounded_not_truncated(monkeypatch):
+    """Past INTEGER_TAPS the float64 map is kept: a value a rounding below a whole number is that number."""
+    from convcli.maps import picture
+
+    rng = np.random.default_rng(8)
+    X, k = rng.integers(0, 256, (40, 40)).astype(np.uint8), rng.integers(-3, 4, (9, 9)).astype(float)
+    real = picture.conv_forward_rows
+    monkeypatch.setattr(picture, "conv_forward_rows", lambda *a, **kw: real(*a, **kw) - 1e-9)  # as if rounded down
+    exact = signal.correlate2d(X.astype(float), k, mode="valid")
+    levels, stats = map_picture(X, k)
+    assert np.count_nonzero(k) > picture.INTEGER_TAPS and (stats.min, stats.max) == (exact.min(), exact.max())
+    assert levels.tobytes() == to_uint8(exact).tobytes()
