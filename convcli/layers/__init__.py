@@ -2,7 +2,8 @@
 
 Holds the Dot layer (:mod:`.dot`), the Conv layer (:mod:`.conv`: channels,
 bias, dilation, groups), the Pool layer (:mod:`.pool`: max and avg), the
-Dense layer (:mod:`.affine`), their shared geometry (:mod:`._geometry`:
+Dense layer (:mod:`.affine`), exact integer correlation for whole-number
+maps (:mod:`.integer`), their shared geometry (:mod:`._geometry`:
 padding, strides, borders) and the private fast paths: for one-channel
 images :mod:`._fastconv` (blocks, taps), :mod:`._direct`, :mod:`._matmul`,
 :mod:`._separable` and :mod:`._fftconv`, chosen by the cost model of
@@ -19,6 +20,7 @@ from convcli.layers._geometry import BORDERS, PADDING_NAMES, Padding, pad_widths
 from convcli.layers.affine import affine_backward, affine_forward
 from convcli.layers.conv import conv_backward, conv_forward, conv_forward_rows
 from convcli.layers.dot import dot_backward, dot_forward
+from convcli.layers.integer import INTEGER_TAPS, IntegerCorrelation
 from convcli.layers.pool import pool_backward, pool_forward
 
 __all__ = [
@@ -27,4 +29,5 @@ __all__ = [
     "pool_forward", "pool_backward",
     "affine_forward", "affine_backward",
     "dot_forward", "dot_backward",
+    "INTEGER_TAPS", "IntegerCorrelation",
 ]
