@@ -51,15 +51,18 @@ def chunks(n_images: int, out_hw, column: int, budget: "int | None" = None) -> "
 
     ``column`` is the numbers per output pixel that a chunk holds at once: the
     larger of one window (``C*Fh*Fw``) and the kernels (``K``).  Whole images
-    go together when one image fits; otherwise one image is cut into bands of rows.
+    go together when one image fits, in chunks of nearly equal size whose
+    number is a multiple of :data:`THREADS` (so that no thread is left with
+    a longer last chunk); otherwise one image is cut into bands of rows.
     """
     budget = COLS_BUDGET if budget is None else budget
     oh, ow = out_hw
     per_image = column * oh * ow
     if per_image <= budget:
-        step = max(1, budget // max(per_image, 1))
-        step = min(step, -(-n_images // THREADS))  # at least one chunk per thread
-        return [(n0, min(n0 + step, n_images), 0, oh) for n0 in range(0, n_images, step)]
+        count = -(-n_images // max(1, budget // max(per_image, 1)))
+        count = min(n_images, -(-count // THREADS) * THREADS)  # equal shares for the threads
+        bounds = [n_images * i // count for i in range(count + 1)]
+        return [(n0, n1, 0, oh) for n0, n1 in zip(bounds, bounds[1:])]
     rows = max(1, budget // max(column * ow, 1))
     return [(n, n + 1, r0, min(r0 + rows, oh)) for n in range(n_images) for r0 in range(0, oh, rows)]
 

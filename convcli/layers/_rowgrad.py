@@ -38,7 +38,6 @@ those of :mod:`convcli.layers._channels`.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from convcli.layers import _channels
 
@@ -69,7 +68,7 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
     kg, (dh, dwid), ((top, bottom), (left, right)) = k // groups, dilations, pads
     Hp, Wp = H + top + bottom, W + left + right
     oh, ow = dA.shape[2:]
-    lead, m = (fw - 1) * dwid, cg * fh
+    m = cg * fh
     rows_m = -(-m // BLOCK) * BLOCK
     Xp = np.pad(X, ((0, 0), (0, 0), (top, bottom), (left, right))) if top or bottom or left or right else X
     Xp = np.ascontiguousarray(Xp).reshape(n, c, Hp * Wp)
@@ -82,12 +81,12 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
         total = np.zeros((groups, rows_m, kg * fw))
         for n0, n1, r0, r1 in part:
             nn, P = n1 - n0, (r1 - r0) * Wp
-            shifted = _shifted(dA[n0:n1, :, r0:r1], lead, dwid, fw, Wp, scratch).reshape(nn, groups, kg * fw, P)
+            shifted = _shifted(dA[n0:n1, :, r0:r1], dwid, fw, Wp, scratch).reshape(nn, groups, kg * fw, P)
             _add_to_dX(dXp[n0:n1].reshape(nn, groups, cg, Hp * Wp), W2, shifted, r0 * Wp, fh, dh * Wp, scratch)
             rows = scratch(nn * groups * rows_m * P, "rows").reshape(nn, groups, rows_m, P)
             rows[:, :, m:] = 0.0  # the buffer may hold anything (denormals would slow BLAS down)
-            starts = sliding_window_view(Xp[n0:n1], P, axis=2)[:, :, r0 * Wp : (r0 + (fh - 1) * dh) * Wp + 1 : dh * Wp]
-            rows[:, :, :m].reshape(nn, groups, cg, fh, P)[...] = starts.reshape(nn, groups, cg, fh, P)
+            lines = _view(Xp.reshape(-1), (n0 * c * Hp + r0) * Wp, (nn, groups, cg, fh, P), (c * Hp * Wp, cg * Hp * Wp, Hp * Wp, dh * Wp, 1))
+            rows[:, :, :m].reshape(nn, groups, cg, fh, P)[...] = lines  # rows[(c, i), q] = Xp[c, (r0 + i*dh)*Wp + q]
             total += np.matmul(rows, shifted.transpose(0, 1, 3, 2)).sum(axis=0)
         return total
 
@@ -117,27 +116,45 @@ def _add_to_dX(lines: np.ndarray, W2: np.ndarray, shifted: np.ndarray, start: in
     step = cg * L - row  # from the block of kernel row i to that of row i + 1
     region = max((fh - 1) * step + cg * L, height * L)  # per image and group
     buf = scratch(nn * groups * region, "z")
-    unit = buf.itemsize
-    outer = (groups * region * unit, region * unit)
-    as_strided(buf[P:], (nn, groups, m, L - P), outer + (L * unit, unit))[...] = 0.0  # the gaps
-    np.matmul(W2, shifted, out=as_strided(buf, (nn, groups, height, P), outer + (L * unit, unit)))
-    blocks = as_strided(buf, (nn, groups, fh, cg, L), outer + (step * unit, L * unit, unit))
-    target = lines[..., start : start + L]
-    if L == lines.shape[3]:  # whole images: the channels' lines are one contiguous line per image and group
-        target, blocks = lines.reshape(nn, groups, cg * L), blocks.reshape(nn, groups, fh, cg * L)
+    outer = (groups * region, region)
+    _view(buf, P, (nn, groups, m, L - P), outer + (L, 1))[...] = 0.0  # the gaps
+    np.matmul(W2, shifted, out=_view(buf, 0, (nn, groups, height, P), outer + (L, 1)))
+    if L == lines.shape[3]:  # whole images (start 0): each image's lines are one line, written once
+        np.add.reduce(_view(buf, 0, (nn, groups, fh, cg * L), outer + (step, 1)), axis=2, out=lines.reshape(nn, groups, cg * L))
+        return
+    blocks = _view(buf, 0, (nn, groups, fh, cg, L), outer + (step, L, 1))
     for i in range(fh):
-        target += blocks[:, :, i]
+        lines[..., start : start + L] += blocks[:, :, i]
 
 
-def _shifted(dA: np.ndarray, lead: int, dwid: int, fw: int, Wp: int, scratch) -> np.ndarray:
-    """``shifted[m, k, j, y*Wp + v] = dA[m, k, y, v - j*dwid]`` (zero off the row), shape ``(n, K, Fw, rows*Wp)``."""
+def _view(buf: np.ndarray, offset: int, shape, strides) -> np.ndarray:
+    """A writeable view of the 1-D ``buf`` from ``offset``, with ``strides`` counted in numbers (checked to fit)."""
+    if 0 in shape:
+        return buf[:0].reshape(shape)
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    first = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    if first < 0 or last >= buf.size:
+        raise ValueError(f"view {shape} / {strides} from {offset} does not fit a buffer of {buf.size}")
+    unit = buf.itemsize
+    return np.ndarray(shape, buf.dtype, buf, offset * unit, tuple(s * unit for s in strides))
+
+
+def _shifted(dA: np.ndarray, dwid: int, fw: int, Wp: int, scratch) -> np.ndarray:
+    """``shifted[m, k, j, y*Wp + v] = dA[m, k, y, v - j*dwid]`` (zero off the row), shape ``(n, K, Fw, rows*Wp)``.
+
+    ``dA`` is first laid out in lines of ``Wp`` (zeros past ``W'``) after
+    ``lead = (Fw-1)*dwid`` zeros; row ``j`` is then the line read from
+    ``lead - j*dwid``: one copy for all rows.  (Copying row 0 into the others
+    in place would be shorter to write, but numpy copies a source that
+    overlaps its destination into a temporary first.)
+    """
     nn, k, rows, ow = dA.shape
-    P = rows * Wp
+    P, lead = rows * Wp, (fw - 1) * dwid
     line = scratch(nn * k * (lead + P), "line").reshape(nn, k, lead + P)
     line[:, :, :lead] = 0.0
     grid = line[:, :, lead:].reshape(nn, k, rows, Wp)
     grid[..., :ow] = dA
     grid[..., ow:] = 0.0
     shifted = scratch(nn * k * fw * P, "shifted").reshape(nn, k, fw, P)
-    shifted[...] = sliding_window_view(line, P, axis=2)[:, :, lead::-dwid]  # window j starts at lead - j*dwid
+    shifted[...] = _view(line.reshape(-1), lead, (nn, k, fw, P), (k * (lead + P), lead + P, -dwid, 1))
     return shifted
