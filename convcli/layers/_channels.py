@@ -98,6 +98,18 @@ def _fill(windows: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, d
     windows[...] = view.transpose(0, 1, 4, 5, 2, 3).reshape(n, g, cg, fh, fw, rows, ow)
 
 
+def _view(buf: np.ndarray, offset: int, shape, strides) -> np.ndarray:
+    """A writeable view of the 1-D ``buf`` from ``offset``, ``strides`` counted in numbers; checked to fit in ``buf``."""
+    if 0 in shape:
+        return buf[:0].reshape(shape)
+    first = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    if first < 0 or last >= buf.size:
+        raise ValueError(f"view {shape} / {strides} from {offset} does not fit a buffer of {buf.size}")
+    unit = buf.itemsize
+    return np.ndarray(shape, buf.dtype, buf, offset * unit, tuple(s * unit for s in strides))
+
+
 def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
     """``work(chunks)`` over ``plan`` on :data:`THREADS` threads for large jobs (:func:`_threads.parallel`).
 

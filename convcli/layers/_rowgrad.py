@@ -85,7 +85,7 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
             _add_to_dX(dXp[n0:n1].reshape(nn, groups, cg, Hp * Wp), W2, shifted, r0 * Wp, fh, dh * Wp, scratch)
             rows = scratch(nn * groups * rows_m * P, "rows").reshape(nn, groups, rows_m, P)
             rows[:, :, m:] = 0.0  # the buffer may hold anything (denormals would slow BLAS down)
-            lines = _view(Xp.reshape(-1), (n0 * c * Hp + r0) * Wp, (nn, groups, cg, fh, P), (c * Hp * Wp, cg * Hp * Wp, Hp * Wp, dh * Wp, 1))
+            lines = _channels._view(Xp.reshape(-1), (n0 * c * Hp + r0) * Wp, (nn, groups, cg, fh, P), (c * Hp * Wp, cg * Hp * Wp, Hp * Wp, dh * Wp, 1))
             rows[:, :, :m].reshape(nn, groups, cg, fh, P)[...] = lines  # rows[(c, i), q] = Xp[c, (r0 + i*dh)*Wp + q]
             total += np.matmul(rows, shifted.transpose(0, 1, 3, 2)).sum(axis=0)
         return total
@@ -117,26 +117,14 @@ def _add_to_dX(lines: np.ndarray, W2: np.ndarray, shifted: np.ndarray, start: in
     region = max((fh - 1) * step + cg * L, height * L)  # per image and group
     buf = scratch(nn * groups * region, "z")
     outer = (groups * region, region)
-    _view(buf, P, (nn, groups, m, L - P), outer + (L, 1))[...] = 0.0  # the gaps
-    np.matmul(W2, shifted, out=_view(buf, 0, (nn, groups, height, P), outer + (L, 1)))
+    _channels._view(buf, P, (nn, groups, m, L - P), outer + (L, 1))[...] = 0.0  # the gaps
+    np.matmul(W2, shifted, out=_channels._view(buf, 0, (nn, groups, height, P), outer + (L, 1)))
     if L == lines.shape[3]:  # whole images (start 0): each image's lines are one line, written once
-        np.add.reduce(_view(buf, 0, (nn, groups, fh, cg * L), outer + (step, 1)), axis=2, out=lines.reshape(nn, groups, cg * L))
+        np.add.reduce(_channels._view(buf, 0, (nn, groups, fh, cg * L), outer + (step, 1)), axis=2, out=lines.reshape(nn, groups, cg * L))
         return
-    blocks = _view(buf, 0, (nn, groups, fh, cg, L), outer + (step, L, 1))
+    blocks = _channels._view(buf, 0, (nn, groups, fh, cg, L), outer + (step, L, 1))
     for i in range(fh):
         lines[..., start : start + L] += blocks[:, :, i]
-
-
-def _view(buf: np.ndarray, offset: int, shape, strides) -> np.ndarray:
-    """A writeable view of the 1-D ``buf`` from ``offset``, with ``strides`` counted in numbers (checked to fit)."""
-    if 0 in shape:
-        return buf[:0].reshape(shape)
-    last = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
-    first = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
-    if first < 0 or last >= buf.size:
-        raise ValueError(f"view {shape} / {strides} from {offset} does not fit a buffer of {buf.size}")
-    unit = buf.itemsize
-    return np.ndarray(shape, buf.dtype, buf, offset * unit, tuple(s * unit for s in strides))
 
 
 def _shifted(dA: np.ndarray, dwid: int, fw: int, Wp: int, scratch) -> np.ndarray:
@@ -156,5 +144,5 @@ def _shifted(dA: np.ndarray, dwid: int, fw: int, Wp: int, scratch) -> np.ndarray
     grid[..., :ow] = dA
     grid[..., ow:] = 0.0
     shifted = scratch(nn * k * fw * P, "shifted").reshape(nn, k, fw, P)
-    shifted[...] = _view(line.reshape(-1), lead, (nn, k, fw, P), (k * (lead + P), lead + P, -dwid, 1))
+    shifted[...] = _channels._view(line.reshape(-1), lead, (nn, k, fw, P), (k * (lead + P), lead + P, -dwid, 1))
     return shifted
