@@ -6,24 +6,29 @@ with ``dilation`` or ``groups`` other than 1).  Images ``X`` have shape
 ``g`` groups, already flipped when ``flip=True``; ``pads`` are zero padding
 (other borders are padded in ``conv`` first and arrive with zero ``pads``).
 
-:func:`correlate` cuts the work into chunks of whole images, or of output
-rows of one image, so that the window matrix of a chunk holds about
-:data:`COLS_BUDGET` numbers.  For each chunk the windows of all ``C``
-channels are copied, one kernel tap at a time and straight from the
-unpadded images (the zero border is written, never padded), into a matrix
-``cols`` of shape ``(g, C/g*Fh*Fw, n*pixels)``.  One BLAS product per group,
-``(K/g, C/g*Fh*Fw) @ cols``, gives the chunk's outputs; a bias rides along as
-one more row of ones in ``cols``.  Large jobs split their chunks over
+:func:`correlate` cuts the work into chunks of whole images (in nearly
+equal shares for the threads), or of output rows of one image, so that the
+window matrix of a chunk holds about :data:`COLS_BUDGET` numbers.  For each
+chunk the windows of all ``C`` channels are copied, in one strided copy
+straight from the unpadded images (the zero border is written, never
+padded), into a matrix ``cols`` of shape ``(n, g, C/g*Fh*Fw, pixels)``: the
+windows of image ``m``'s output pixels, column by column.  A batched BLAS
+product per group, ``(K/g, C/g*Fh*Fw) @ cols[m, g]``, writes the chunk's
+outputs in place in ``A`` (no transposing copy); a bias rides along as one
+more row of ones in ``cols``.  Large jobs split their chunks over
 :data:`THREADS` threads with one-thread BLAS, as torch does
-(:mod:`convcli.layers._threads`); each thread owns its buffer and writes its
+(:mod:`convcli.layers._threads`); each thread owns its buffers and writes its
 own outputs.
 
 The backward pass (:func:`backward`) is BLAS too: ``dw`` (and ``db``, from
 the row of ones) is ``dA @ cols.T`` summed over chunks, and ``dX`` is either
 the same correlation run on ``dA`` with the kernels rotated and their channel
 axes swapped (a transposed convolution, for stride 1), or ``w.T @ dA`` added
-back onto the grid tap by tap.  Python loops run over chunks and kernel taps
-only, never over channels or pixels.
+back onto the grid tap by tap.  Stride-1 layers with more kernels than
+channels, where both of those move more memory, are sent by ``conv`` to
+:mod:`convcli.layers._rowgrad` instead, which shares this module's chunks,
+threads and buffers.  Python loops run over chunks and kernel taps only,
+never over channels or pixels.
 """
 
 from __future__ import annotations
@@ -250,7 +255,8 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
     pixel ``(u, v)`` meets every window that read it; otherwise each chunk's
     ``dcols = w.T @ dA`` is added back onto the grid tap by tap, in the same
     pass as ``dw``.  (The first copies ``K*Fh*Fw`` rows of windows, the second
-    adds ``C*Fh*Fw``: each is used where it moves less memory.)
+    adds ``C*Fh*Fw``: each is used where it moves less memory; stride 1 with
+    more kernels than channels usually goes to :mod:`._rowgrad` before this.)
     """
     n, c = X.shape[:2]
     k, cg, fh, fw = w.shape

@@ -121,7 +121,7 @@ def conv_forward(
     Non-finite pixels never take the FFT path.
     Channels, groups and dilation run in :mod:`convcli.layers._channels`:
     the windows of all channels times the kernels in one BLAS product per
-    bounded chunk.
+    image of a bounded chunk.
 
     Examples
     --------
@@ -262,7 +262,11 @@ def conv_backward(
 
 
 def _backward_channels(X, w, dA, b, padding, stride, dilation, groups, flip, border):
-    """:func:`conv_backward` on the channels path; other borders are folded back by :func:`_unpad`."""
+    """:func:`conv_backward` on the channels path; other borders are folded back by :func:`_unpad`.
+
+    Stride 1 with more kernels than channels (:func:`convcli.layers._rowgrad.suits`)
+    runs in :mod:`convcli.layers._rowgrad`, the rest in :func:`convcli.layers._channels.backward`.
+    """
     X4, w4, squeeze = _prepare_channels(X, w, groups)
     bias = _bias(b, w4.shape[0])
     dilations = _pair(dilation, "dilation", minimum=1)
