@@ -104,7 +104,7 @@ def _fill(windows: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, d
 
 
 def _view(buf: np.ndarray, offset: int, shape, strides) -> np.ndarray:
-    """A writeable view of the 1-D ``buf`` from ``offset``, ``strides`` counted in numbers; checked to fit in ``buf``."""
+    """A writeable view of the 1-D ``buf`` from ``offset``, ``strides`` counted in numbers; checked to fit."""
     if 0 in shape:
         return buf[:0].reshape(shape)
     first = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)

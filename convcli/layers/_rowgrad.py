@@ -1,4 +1,4 @@
-"""The channels path's backward for stride 1 with more kernels than channels: BLAS on shifted rows of dA (numpy only, private).
+"""The channels backward for stride 1 with more kernels than channels: BLAS on shifted rows of dA (numpy only, private).
 
 :func:`convcli.layers.conv.conv_backward` sends here the layers that
 :func:`suits` (the first layer of a net: few channels ``C``, more kernels
@@ -17,10 +17,11 @@ never on another row).  One contiguous copy per kernel tap column ``j``
 gives ``shifted[(k, j), q]``, ``K*Fw`` rows, and with it both gradients are
 BLAS products, per image and group:
 
-- ``Z = W2 @ shifted`` with ``W2[(c, i), (k, j)] = w[k, c, i, j]`` is what
+- ``Z = W2 @ shifted`` with ``W2[(i, c), (k, j)] = w[k, c, i, j]`` is what
   kernel row ``i`` adds to the padded gradient ``dXp`` row ``y + i*dh``:
-  ``dXp[c, (y + i*dh)*Wp + v] += Z[(c, i), y*Wp + v]``, ``Fh`` contiguous
-  adds of whole chunks (no scatter of ``Fh*Fw`` taps);
+  ``dXp[c, (y + i*dh)*Wp + v] += Z[(i, c), y*Wp + v]``.  BLAS writes ``Z``
+  with its rows spaced so that these are ``Fh`` sums of whole blocks
+  (:func:`_add_to_dX`), not a scatter of ``Fh*Fw`` taps;
 - ``dw[k, c, i, j] = sum_q shifted[(k, j), q] * Xp[c, (y + i*dh)*Wp + v]``:
   the right factor is ``Fh`` contiguous slices of each channel of ``Xp``
   (``C*Fh`` rows), so ``dw`` (transposed) is ``rows @ shifted.T``.
@@ -30,8 +31,8 @@ transposed correlation copies ``K*Fh*Fw`` and the scatter writes and adds
 ``C*Fh*Fw`` each; the products do about ``Wp/W'`` times the multiply-adds of
 the plain sums (the zero columns).  The small factor of both products
 (``C/g*Fh`` rows) is padded with zero rows to a multiple of :data:`BLOCK`:
-OpenBLAS's double kernels work on blocks of 4 x 8 and run a 15-row product
-about 30 % slower than a 16-row one.  Chunks, threads and kept buffers are
+OpenBLAS's double kernels work on blocks of 4 x 8, and a 15-row product
+takes about a third longer than a 16-row one.  Chunks, threads and kept buffers are
 those of :mod:`convcli.layers._channels`.
 """
 
@@ -69,28 +70,29 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
     Hp, Wp = H + top + bottom, W + left + right
     oh, ow = dA.shape[2:]
     m = cg * fh
-    rows_m = -(-m // BLOCK) * BLOCK
+    height = -(-m // BLOCK) * BLOCK  # rows of W2 and of `rows`, m of them used
     Xp = np.pad(X, ((0, 0), (0, 0), (top, bottom), (left, right))) if top or bottom or left or right else X
     Xp = np.ascontiguousarray(Xp).reshape(n, c, Hp * Wp)
     dA = np.ascontiguousarray(dA)
-    W2 = np.zeros((groups, rows_m, kg * fw))  # W2[g, (i, c), (k, j)] = w[g*K/g + k, c, i, j]; rows past m stay zero
+    W2 = np.zeros((groups, height, kg * fw))  # W2[g, (i, c), (k, j)] = w[g*K/g + k, c, i, j]; rows past m stay zero
     W2[:, :m] = w.reshape(groups, kg, cg, fh, fw).transpose(0, 3, 2, 1, 4).reshape(groups, m, kg * fw)
     dXp = np.zeros((n, c, Hp * Wp))
 
     def work(part, scratch):
-        total = np.zeros((groups, rows_m, kg * fw))
+        total = np.zeros((groups, height, kg * fw))
         for n0, n1, r0, r1 in part:
             nn, P = n1 - n0, (r1 - r0) * Wp
             shifted = _shifted(dA[n0:n1, :, r0:r1], dwid, fw, Wp, scratch).reshape(nn, groups, kg * fw, P)
             _add_to_dX(dXp[n0:n1].reshape(nn, groups, cg, Hp * Wp), W2, shifted, r0 * Wp, fh, dh * Wp, scratch)
-            rows = scratch(nn * groups * rows_m * P, "rows").reshape(nn, groups, rows_m, P)
+            rows = scratch(nn * groups * height * P, "rows").reshape(nn, groups, height, P)
             rows[:, :, m:] = 0.0  # the buffer may hold anything (denormals would slow BLAS down)
-            lines = _channels._view(Xp.reshape(-1), (n0 * c * Hp + r0) * Wp, (nn, groups, cg, fh, P), (c * Hp * Wp, cg * Hp * Wp, Hp * Wp, dh * Wp, 1))
-            rows[:, :, :m].reshape(nn, groups, cg, fh, P)[...] = lines  # rows[(c, i), q] = Xp[c, (r0 + i*dh)*Wp + q]
+            line = Hp * Wp  # rows[(c, i), q] = Xp[c, (r0 + i*dh)*Wp + q]
+            starts = (nn, groups, cg, fh, P), (c * line, cg * line, line, dh * Wp, 1)
+            rows[:, :, :m].reshape(starts[0])[...] = _channels._view(Xp.reshape(-1), (n0 * c * Hp + r0) * Wp, *starts)
             total += np.matmul(rows, shifted.transpose(0, 1, 3, 2)).sum(axis=0)
         return total
 
-    plan = _channels.chunks(n, (oh, Wp), max(k * fw, groups * rows_m))
+    plan = _channels.chunks(n, (oh, Wp), max(k * fw, groups * height))
     total = sum(_channels._run(_channels._working(work), plan, 2 * dA.size * cg * fh * fw, whole_images=True))
     dw = total[:, :m].reshape(groups, cg, fh, kg, fw).transpose(0, 3, 1, 2, 4).reshape(w.shape)
     dX = dXp.reshape(n, c, Hp, Wp)[:, :, top : top + H, left : left + W]
@@ -120,7 +122,8 @@ def _add_to_dX(lines: np.ndarray, W2: np.ndarray, shifted: np.ndarray, start: in
     _channels._view(buf, P, (nn, groups, m, L - P), outer + (L, 1))[...] = 0.0  # the gaps
     np.matmul(W2, shifted, out=_channels._view(buf, 0, (nn, groups, height, P), outer + (L, 1)))
     if L == lines.shape[3]:  # whole images (start 0): each image's lines are one line, written once
-        np.add.reduce(_channels._view(buf, 0, (nn, groups, fh, cg * L), outer + (step, 1)), axis=2, out=lines.reshape(nn, groups, cg * L))
+        blocks = _channels._view(buf, 0, (nn, groups, fh, cg * L), outer + (step, 1))
+        np.add.reduce(blocks, axis=2, out=lines.reshape(nn, groups, cg * L))
         return
     blocks = _channels._view(buf, 0, (nn, groups, fh, cg, L), outer + (step, L, 1))
     for i in range(fh):

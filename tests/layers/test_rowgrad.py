@@ -115,7 +115,8 @@ def test_shifted_rows_backward_matches_the_reference(case):
 
 
 @pytest.mark.parametrize("budget, threads", [(1 << 19, 1), (60, 1), (60, 2), (400, 3), (1 << 19, 2)])
-@pytest.mark.parametrize("groups, dilation, pads", [(1, (1, 1), ((0, 0), (0, 0))), (2, (2, 1), ((2, 1), (0, 3))), (1, (1, 3), ((1, 1), (2, 2)))])
+@pytest.mark.parametrize("groups, dilation, pads", [
+    (1, (1, 1), ((0, 0), (0, 0))), (2, (2, 1), ((2, 1), (0, 3))), (1, (1, 3), ((1, 1), (2, 2)))])
 def test_shifted_rows_in_row_bands_and_threads(monkeypatch, budget, threads, groups, dilation, pads):
     # small budgets cut one image into bands of rows whose gradients overlap; threads take whole images
     monkeypatch.setattr(_channels, "COLS_BUDGET", budget)
@@ -183,7 +184,8 @@ def test_which_layers_take_the_shifted_rows():
     assert not _rowgrad.suits(64, (64, 64, 3, 3), (1, 1))  # K <= C: the transposed correlation
     assert not _rowgrad.suits(3, (64, 3, 3, 3), (1, 1))  # 64*3 + 3*3 copied > 2*27 scattered
     with pytest.raises(ValueError, match="stride 1"):
-        _rowgrad.backward(np.ones((1, 1, 4, 4)), np.ones((2, 1, 2, 2)), np.ones((1, 2, 2, 2)), ((0, 0), (0, 0)), (2, 2), (1, 1), 1, False)
+        _rowgrad.backward(np.ones((1, 1, 4, 4)), np.ones((2, 1, 2, 2)), np.ones((1, 2, 2, 2)), ((0, 0), (0, 0)),
+                          (2, 2), (1, 1), 1, False)
 
 
 # ----------------------------------------------------------------------------- the forward's layout
