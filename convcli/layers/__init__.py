@@ -6,8 +6,7 @@ Dense layer (:mod:`.affine`), their shared geometry (:mod:`._geometry`:
 padding, strides, borders) and the private fast paths (:mod:`._fastconv`,
 :mod:`._separable` and :mod:`._fftconv` for one-channel images, chosen by the
 cost model of :mod:`._dispatch`; :mod:`._channels` for channels, groups and
-dilation, with :mod:`._rowgrad` for the backward of layers with more kernels
-than channels; :mod:`._threads` for their worker threads).  Every backward sits beside its
+dilation; :mod:`._threads` for their worker threads).  Every backward sits beside its
 forward, takes the forward's inputs plus the upstream gradient and returns a
 dict keyed by input name.  This is the lowest layer of convcli: it may import
 numpy, the standard library and :mod:`convcli.errors` only -- never scipy,
