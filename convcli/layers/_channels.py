@@ -97,7 +97,8 @@ def _fill(windows: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, d
     else:
         band = np.zeros((n, X.shape[1], y1 - y0, max(x1, W) + left))
         a, b = max(y0, 0), min(y1, H)
-        band[:, :, a - y0 : b - y0, left : left + W] = X[n0:n1, :, a:b]
+        if a < b:  # a band of rows may lie wholly in the padding
+            band[:, :, a - y0 : b - y0, left : left + W] = X[n0:n1, :, a:b]
     view = np.lib.stride_tricks.sliding_window_view(band, (span_h, span_w), axis=(2, 3))
     view = view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :rows, :ow]  # (n, C, rows, W', Fh, Fw)
     windows[...] = view.transpose(0, 1, 4, 5, 2, 3).reshape(n, g, cg, fh, fw, rows, ow)

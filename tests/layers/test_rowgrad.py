@@ -205,3 +205,12 @@ def test_forward_written_in_place_matches_the_reference(case, budget_threads, st
         A = conv_forward(X, w, b, stride=stride, **options)
     expected = reference(X, w, b, None, pads, options["dilation"], options["groups"], flip=options["flip"])
     close(A, expected[:, :, ::stride, ::stride])
+
+
+def test_a_band_of_rows_wholly_in_the_padding(monkeypatch):
+    # a small budget cuts the output into bands of one row; with padding 3 around one pixel the last bands read
+    # no image row at all (their band is all border)
+    monkeypatch.setattr(_channels, "COLS_BUDGET", 10)
+    X, w = np.full((1, 1, 1, 1), 2.0), np.arange(6.0).reshape(1, 1, 2, 3)
+    A = conv_forward(X, w, padding=3)
+    close(A, reference(X, w, None, None, ((3, 3), (3, 3)), (1, 1), 1))
