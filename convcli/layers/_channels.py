@@ -6,24 +6,29 @@ with ``dilation`` or ``groups`` other than 1).  Images ``X`` have shape
 ``g`` groups, already flipped when ``flip=True``; ``pads`` are zero padding
 (other borders are padded in ``conv`` first and arrive with zero ``pads``).
 
-:func:`correlate` cuts the work into chunks of whole images, or of output
-rows of one image, so that the window matrix of a chunk holds about
-:data:`COLS_BUDGET` numbers.  For each chunk the windows of all ``C``
-channels are copied, one kernel tap at a time and straight from the
-unpadded images (the zero border is written, never padded), into a matrix
-``cols`` of shape ``(g, C/g*Fh*Fw, n*pixels)``.  One BLAS product per group,
-``(K/g, C/g*Fh*Fw) @ cols``, gives the chunk's outputs; a bias rides along as
-one more row of ones in ``cols``.  Large jobs split their chunks over
+:func:`correlate` cuts the work into chunks of whole images (in nearly
+equal shares for the threads), or of output rows of one image, so that the
+window matrix of a chunk holds about :data:`COLS_BUDGET` numbers.  For each
+chunk the windows of all ``C`` channels are copied, in one strided copy
+straight from the unpadded images (the zero border is written, never
+padded), into a matrix ``cols`` of shape ``(n, g, C/g*Fh*Fw, pixels)``: the
+windows of image ``m``'s output pixels, column by column.  A batched BLAS
+product per group, ``(K/g, C/g*Fh*Fw) @ cols[m, g]``, writes the chunk's
+outputs in place in ``A`` (no transposing copy); a bias rides along as one
+more row of ones in ``cols``.  Large jobs split their chunks over
 :data:`THREADS` threads with one-thread BLAS, as torch does
-(:mod:`convcli.layers._threads`); each thread owns its buffer and writes its
+(:mod:`convcli.layers._threads`); each thread owns its buffers and writes its
 own outputs.
 
 The backward pass (:func:`backward`) is BLAS too: ``dw`` (and ``db``, from
 the row of ones) is ``dA @ cols.T`` summed over chunks, and ``dX`` is either
 the same correlation run on ``dA`` with the kernels rotated and their channel
 axes swapped (a transposed convolution, for stride 1), or ``w.T @ dA`` added
-back onto the grid tap by tap.  Python loops run over chunks and kernel taps
-only, never over channels or pixels.
+back onto the grid tap by tap.  Stride-1 layers with more kernels than
+channels, where both of those move more memory, are sent by ``conv`` to
+:mod:`convcli.layers._rowgrad` instead, which shares this module's chunks,
+threads and buffers.  Python loops run over chunks and kernel taps only,
+never over channels or pixels.
 """
 
 from __future__ import annotations
@@ -51,15 +56,18 @@ def chunks(n_images: int, out_hw, column: int, budget: "int | None" = None) -> "
 
     ``column`` is the numbers per output pixel that a chunk holds at once: the
     larger of one window (``C*Fh*Fw``) and the kernels (``K``).  Whole images
-    go together when one image fits; otherwise one image is cut into bands of rows.
+    go together when one image fits, in chunks of nearly equal size whose
+    number is a multiple of :data:`THREADS` (so that no thread is left with
+    a longer last chunk); otherwise one image is cut into bands of rows.
     """
     budget = COLS_BUDGET if budget is None else budget
     oh, ow = out_hw
     per_image = column * oh * ow
     if per_image <= budget:
-        step = max(1, budget // max(per_image, 1))
-        step = min(step, -(-n_images // THREADS))  # at least one chunk per thread
-        return [(n0, min(n0 + step, n_images), 0, oh) for n0 in range(0, n_images, step)]
+        count = -(-n_images // max(1, budget // max(per_image, 1)))
+        count = min(n_images, -(-count // THREADS) * THREADS)  # equal shares for the threads
+        bounds = [n_images * i // count for i in range(count + 1)]
+        return [(n0, n1, 0, oh) for n0, n1 in zip(bounds, bounds[1:])]
     rows = max(1, budget // max(column * ow, 1))
     return [(n, n + 1, r0, min(r0 + rows, oh)) for n in range(n_images) for r0 in range(0, oh, rows)]
 
@@ -89,10 +97,23 @@ def _fill(windows: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, d
     else:
         band = np.zeros((n, X.shape[1], y1 - y0, max(x1, W) + left))
         a, b = max(y0, 0), min(y1, H)
-        band[:, :, a - y0 : b - y0, left : left + W] = X[n0:n1, :, a:b]
+        if a < b:  # a band of rows may lie wholly in the padding
+            band[:, :, a - y0 : b - y0, left : left + W] = X[n0:n1, :, a:b]
     view = np.lib.stride_tricks.sliding_window_view(band, (span_h, span_w), axis=(2, 3))
     view = view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :rows, :ow]  # (n, C, rows, W', Fh, Fw)
     windows[...] = view.transpose(0, 1, 4, 5, 2, 3).reshape(n, g, cg, fh, fw, rows, ow)
+
+
+def _view(buf: np.ndarray, offset: int, shape, strides) -> np.ndarray:
+    """A writeable view of the 1-D ``buf`` from ``offset``, ``strides`` counted in numbers; checked to fit."""
+    if 0 in shape:
+        return buf[:0].reshape(shape)
+    first = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    last = offset + sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    if first < 0 or last >= buf.size:
+        raise ValueError(f"view {shape} / {strides} from {offset} does not fit a buffer of {buf.size}")
+    unit = buf.itemsize
+    return np.ndarray(shape, buf.dtype, buf, offset * unit, tuple(s * unit for s in strides))
 
 
 def _run(work, plan: list, flops: int, *, whole_images: bool = False) -> list:
@@ -115,7 +136,7 @@ _local = threading.local()
 
 
 class _Scratch:
-    """This thread's kept buffers (``cols``, ``out``, ``dcols``), taken by one job's work for its duration.
+    """This thread's kept buffers (``cols``, ``dcols``, ...), taken by one job's work for its duration.
 
     Fresh memory costs a page fault per 4 KiB on first touch; a kept buffer
     (a few per thread, each up to about :data:`COLS_BUDGET` numbers) does not.
@@ -156,12 +177,13 @@ def _working(work):
 
 
 class _Columns:
-    """A reusable window buffer for the chunks of one job, ``(g, C/g*Fh*Fw [+1], n*pixels)``.
+    """A reusable window buffer for the chunks of one job, ``(n, g, C/g*Fh*Fw [+1], pixels)``.
 
-    Column ``m*pixels + p`` holds the window of output pixel ``p`` of image
-    ``m`` of the chunk, so one 2-D BLAS product per group covers every image
-    of the chunk.  With ``ones`` the last row of each group is all ones: a bias
-    column in the kernel matrix then adds the bias inside the product.
+    ``cols[m, g]`` holds, column by column, the windows of the chunk's output
+    pixels of image ``m`` in group ``g``, so a batched BLAS product
+    ``kernels @ cols`` is laid out as the outputs ``(n, K, pixels)`` already.
+    With ``ones`` the last row of each group is all ones: a bias column in the
+    kernel matrix then adds the bias inside the product.
     """
 
     def __init__(self, X, kernel_hw, groups, pads, strides, dilations, ow, ones, scratch):
@@ -172,23 +194,28 @@ class _Columns:
 
     def __call__(self, chunk) -> np.ndarray:
         n0, n1, r0, r1 = chunk
-        n, rows = n1 - n0, r1 - r0
+        n, pixels = n1 - n0, (r1 - r0) * self.ow
         height = self.rows + self.ones
-        size = self.groups * height * n * rows * self.ow
-        cols = self.scratch(size, "cols").reshape(self.groups, height, n * rows * self.ow)
+        cols = self.scratch(n * self.groups * height * pixels, "cols").reshape(n, self.groups, height, pixels)
         if self.ones:  # every chunk: the buffer may be fresh memory, or another chunk's layout (one row per group)
-            cols[:, -1] = 1.0
+            cols[:, :, -1] = 1.0
         cg = self.X.shape[1] // self.groups
-        windows = cols[:, : self.rows].reshape((self.groups, cg) + self.kernel_hw + (n, rows, self.ow))
-        _fill(windows.transpose(4, 0, 1, 2, 3, 5, 6), self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
+        windows = cols[:, :, : self.rows].reshape((n, self.groups, cg) + self.kernel_hw + (r1 - r0, self.ow))
+        _fill(windows, self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
         return cols
 
 
 def _by_group(a: np.ndarray, chunk, groups: int) -> np.ndarray:
-    """``a[n0:n1, :, r0:r1]`` of shape ``(n, K, rows, W')`` as ``(g, K/g, n*rows*W')`` (a view when n is 1)."""
+    """``a[n0:n1, :, r0:r1]`` of shape ``(n, K, rows, W')`` as a view ``(n, g, K/g, rows*W')``.
+
+    A view because a chunk is whole images or rows of one image
+    (:func:`chunks`); anything else is a bug, not a silent copy.
+    """
     n0, n1, r0, r1 = chunk
-    part = a[n0:n1, :, r0:r1]
-    return part.reshape(n1 - n0, groups, a.shape[1] // groups, -1).transpose(1, 2, 0, 3).reshape(groups, a.shape[1] // groups, -1)
+    view = a[n0:n1, :, r0:r1].reshape(n1 - n0, groups, a.shape[1] // groups, -1)
+    if not np.may_share_memory(view, a):
+        raise RuntimeError(f"chunk {chunk} of an array of shape {a.shape} is not a view")
+    return view
 
 
 # ----------------------------------------------------------------------------- forward
@@ -209,16 +236,8 @@ def correlate(X, w, b, pads, strides, dilations, groups: int) -> np.ndarray:
     def work(part, scratch):
         columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, b is not None, scratch)
         for chunk in part:
-            n0, n1, r0, r1 = chunk
             cols = columns(chunk)
-            if n1 - n0 == 1:  # one image: BLAS writes straight into A
-                target = A[n0, :, r0:r1].reshape(groups, k // groups, -1)
-                if np.shares_memory(target, A):
-                    np.matmul(kernels, cols, out=target)
-                    continue
-            out = np.matmul(kernels, cols, out=scratch(k * cols.shape[2], "out").reshape(groups, k // groups, -1))
-            out = out.reshape(k, n1 - n0, r1 - r0, ow)
-            A[n0:n1, :, r0:r1] = out.transpose(1, 0, 2, 3)
+            np.matmul(kernels, cols, out=_by_group(A, chunk, groups))  # BLAS writes the outputs in place
 
     _run(_working(work), chunks(n, (oh, ow), max(c * fh * fw, k)), A.size * cg * fh * fw)
     return A
@@ -237,11 +256,13 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
     pixel ``(u, v)`` meets every window that read it; otherwise each chunk's
     ``dcols = w.T @ dA`` is added back onto the grid tap by tap, in the same
     pass as ``dw``.  (The first copies ``K*Fh*Fw`` rows of windows, the second
-    adds ``C*Fh*Fw``: each is used where it moves less memory.)
+    adds ``C*Fh*Fw``: each is used where it moves less memory; stride 1 with
+    more kernels than channels usually goes to :mod:`._rowgrad` before this.)
     """
     n, c = X.shape[:2]
     k, cg, fh, fw = w.shape
     oh, ow = dA.shape[2:]
+    dA = np.ascontiguousarray(dA)  # chunks of it are views
     spans = ((fh - 1) * dilations[0], (fw - 1) * dilations[1])
     back_pads = tuple((s - p[0], s - p[1]) for s, p in zip(spans, pads))
     transposed = tuple(strides) == (1, 1) and min(min(p) for p in back_pads) >= 0 and k <= cg * groups
@@ -252,7 +273,7 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
         total = np.zeros((groups, k // groups, cg * fh * fw + bias))
         for chunk in part:
             dAg = _by_group(dA, chunk, groups)
-            total += np.matmul(dAg, columns(chunk).transpose(0, 2, 1))
+            total += np.matmul(dAg, columns(chunk).transpose(0, 1, 3, 2)).sum(axis=0)
             if scatter is not None:
                 scatter.add(chunk, dAg, ow, scratch)
         return total
@@ -279,13 +300,12 @@ class _Scatter:
         self.dXp = np.zeros((n, c, H + sum(pads[0]), W + sum(pads[1])))
 
     def add(self, chunk, dAg: np.ndarray, ow: int, scratch: _Scratch) -> None:
-        """Add the windows of ``chunk``, given its upstream gradient ``dAg`` of shape ``(g, K/g, pixels)``."""
+        """Add the windows of ``chunk``, given its upstream gradient ``dAg`` of shape ``(n, g, K/g, pixels)``."""
         n0, n1, r0, r1 = chunk
         (sh, sw), (dh, dw) = self.strides, self.dilations
-        dcols = scratch(self.kernels_t.shape[0] * self.kernels_t.shape[1] * dAg.shape[2], "dcols")
-        dcols = np.matmul(self.kernels_t, dAg, out=dcols.reshape(self.kernels_t.shape[:2] + dAg.shape[2:]))
-        dcols = dcols.reshape(self.shape + (n1 - n0, r1 - r0, ow))
-        dcols = dcols.transpose(3, 0, 1, 2, 4, 5)
+        shape = dAg.shape[:2] + self.kernels_t.shape[1:2] + dAg.shape[3:]  # (n, g, C/g*Fh*Fw, pixels)
+        dcols = np.matmul(self.kernels_t, dAg, out=scratch(int(np.prod(shape)), "dcols").reshape(shape))
+        dcols = dcols.reshape((n1 - n0,) + self.shape + (r1 - r0, ow))
         block = self.dXp[n0:n1]
         for i in range(self.kernel_hw[0]):
             y0 = r0 * sh + i * dh

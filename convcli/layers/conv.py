@@ -20,7 +20,7 @@ import sys
 import numpy as np
 
 from convcli.errors import ShapeError
-from convcli.layers import _channels, _dispatch, _fastconv
+from convcli.layers import _channels, _dispatch, _fastconv, _rowgrad
 from convcli.layers._geometry import (
     BORDERS,  # noqa: F401 (tests read conv.BORDERS)
     Padding,
@@ -124,7 +124,7 @@ def conv_forward(
     Non-finite pixels never take the FFT path.
     Channels, groups and dilation run in :mod:`convcli.layers._channels`:
     the windows of all channels times the kernels in one BLAS product per
-    bounded chunk.
+    image of a bounded chunk.
 
     Examples
     --------
@@ -265,7 +265,11 @@ def conv_backward(
 
 
 def _backward_channels(X, w, dA, b, padding, stride, dilation, groups, flip, border):
-    """:func:`conv_backward` on the channels path; other borders are folded back by :func:`_unpad`."""
+    """:func:`conv_backward` on the channels path; other borders are folded back by :func:`_unpad`.
+
+    Stride 1 with more kernels than channels (:func:`convcli.layers._rowgrad.suits`)
+    runs in :mod:`convcli.layers._rowgrad`, the rest in :func:`convcli.layers._channels.backward`.
+    """
     X4, w4, squeeze = _prepare_channels(X, w, groups)
     bias = _bias(b, w4.shape[0])
     dilations = _pair(dilation, "dilation", minimum=1)
@@ -274,7 +278,8 @@ def _backward_channels(X, w, dA, b, padding, stride, dilation, groups, flip, bor
     padded_hw = (Xz.shape[2] + sum(zero_pads[0]), Xz.shape[3] + sum(zero_pads[1]))
     out_hw = _channels.output_hw(padded_hw, w4.shape[2:], strides, dilations)
     dA4 = _upstream(dA, (X4.shape[0], w4.shape[0]) + out_hw, squeeze)
-    dXz, dw_eff, db = _channels.backward(Xz, _flipped(w4, flip), dA4, zero_pads, strides, dilations, groups, bias is not None)
+    path = _rowgrad if _rowgrad.suits(X4.shape[1], w4.shape, strides) else _channels
+    dXz, dw_eff, db = path.backward(Xz, _flipped(w4, flip), dA4, zero_pads, strides, dilations, groups, bias is not None)
     dX = dXz if Xz is X4 else _unpad(dXz, X4.shape, pads, border)
     grads = {"X": dX.reshape(np.shape(X)), "w": np.ascontiguousarray(_flipped(dw_eff, flip)).reshape(np.shape(w))}
     if bias is not None:
