@@ -7,7 +7,8 @@ maps (:mod:`.integer`), their shared geometry (:mod:`._geometry`:
 padding, strides, borders) and the private fast paths: for one-channel
 images :mod:`._fastconv` (blocks, taps), :mod:`._direct`, :mod:`._matmul`,
 :mod:`._separable` and :mod:`._fftconv`, chosen by the cost model of
-:mod:`._dispatch`; :mod:`._channels` for channels, groups and dilation;
+:mod:`._dispatch`; :mod:`._channels` for channels, groups and dilation and
+:mod:`._rowgrad` for the backward of layers with more kernels than channels;
 :mod:`._threads` for their worker threads; :mod:`._blas` for the calls into
 numpy's OpenBLAS that numpy has no function for.  Every backward sits beside
 its forward, takes the forward's inputs plus the upstream gradient and
