@@ -71,12 +71,15 @@ def test_two_real_renders_into_one_empty_folder_never_mix(tmp_path):
     runs = [subprocess.Popen(CONVCLI + ["filters", "render", str(source), "-f", name, "-o", str(out), "-q"],
                              stderr=subprocess.PIPE, text=True) for name in ("box", "edge-h")]
     codes = [(run.wait(), run.stderr.read()) for run in runs]
-    assert sorted(code for code, _ in codes) == [0, 2], codes
-    winner = ["box", "edge-h"][[code for code, _ in codes].index(0)]
+    # overlapping, the second is refused; one after the other (a fast machine), the second replaces the first's render
+    assert sorted(code for code, _ in codes) in ([0, 2], [0, 0]), codes
     manifest = json.loads((out / "manifest.json").read_text())
     assert {f"{folder}/{name}" for folder in os.listdir(out) if folder.startswith("digits")
             for name in os.listdir(out / folder)} == {entry["file"] for entry in manifest["files"]}
-    assert {entry["filter"] for entry in manifest["files"]} == {winner}
+    filters = {entry["filter"] for entry in manifest["files"]}
+    assert len(filters) == 1  # one render's maps, never a mix
+    if sorted(code for code, _ in codes) == [0, 2]:
+        assert filters == {["box", "edge-h"][[code for code, _ in codes].index(0)]}
 
 
 def test_interrupted_force_render_leaves_no_stale_manifest(tmp_path, monkeypatch):
