@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 from convcli.layers import _channels, _rowgrad, conv_backward, conv_forward
+from test_channels import _pads as pad_widths  # the documented padding rules, written out for the tests
 
 
 def reference(X, w, b, dA, pads, dilation, groups, border="zero", flip=False):
@@ -54,18 +55,6 @@ def close(got, expected, rtol=1e-11):
     assert got.shape == expected.shape, (got.shape, expected.shape)
     scale = max(np.abs(expected).max(initial=0.0), 1e-300)
     assert np.abs(got - expected).max(initial=0.0) <= rtol * scale, np.abs(got - expected).max() / scale
-
-
-def pad_widths(padding, span):
-    """``((top, bottom), (left, right))`` from the documented rules, written out here."""
-    if padding == "valid":
-        return (0, 0), (0, 0)
-    if padding == "full":
-        return (span[0] - 1,) * 2, (span[1] - 1,) * 2
-    if padding == "same":
-        return tuple(((s - 1) // 2, (s - 1) - (s - 1) // 2) for s in span)
-    ph, pw = (padding, padding) if isinstance(padding, int) else padding
-    return (ph, ph), (pw, pw)
 
 
 @st.composite
