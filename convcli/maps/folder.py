@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import unicodedata
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 from convcli.errors import OutputError
 from convcli.io.files import atomic_open, check_writable
+from convcli.maps import staging
 
 MANIFEST = "manifest.json"
 SHEET = "sheet.png"
@@ -98,7 +100,10 @@ def earlier_render(out_dir: Path) -> "set[str] | None":
 
     "All it holds": ``manifest.json`` reads as a convcli manifest and every file
     under ``out_dir`` (any depth) is listed in it, or is the manifest or
-    ``sheet.png`` itself.  Folders may be empty.  Paths are relative, with ``/``.
+    ``sheet.png`` itself.  Folders may be empty, and the staging folders a
+    killed render left behind (:func:`convcli.maps.staging.is_staging`) are
+    convcli's own too: :func:`remove_stale` deletes them.  Paths are
+    relative, with ``/``.
     """
     try:
         with (out_dir / MANIFEST).open(encoding="utf-8") as handle:
@@ -108,6 +113,8 @@ def earlier_render(out_dir: Path) -> "set[str] | None":
     listed |= {MANIFEST, SHEET}
     found = set()
     for path in out_dir.rglob("*"):
+        if staging.is_staging(path.relative_to(out_dir).parts[0]):
+            continue
         if path.is_symlink() or not (path.is_dir() or path.is_file()):
             return None
         if path.is_file():
@@ -116,7 +123,11 @@ def earlier_render(out_dir: Path) -> "set[str] | None":
 
 
 def remove_stale(out_dir: Path, earlier: Iterable[str], written: "set[str]") -> None:
-    """Delete the files of an earlier render that this one did not write, then their emptied folders."""
+    """Delete the files of an earlier render that this one did not write, then their emptied folders,
+    and any staging folder a killed render left behind."""
+    for path in out_dir.iterdir():
+        if staging.is_staging(path.name) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
     folders = set()
     for name in set(earlier) - set(written):
         path = out_dir / name

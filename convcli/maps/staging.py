@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Callable, Iterator
@@ -34,6 +35,12 @@ from convcli.errors import OutputError
 
 #: Prefix and suffix of staging folders (hidden; ``*.tmp`` like the temporary files of atomic writes).
 PREFIX, SUFFIX = ".", ".tmp"
+_STAGING_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+
+
+def is_staging(name: str) -> bool:
+    """Whether ``name`` is a staging folder's (``.<folder>.<8 hex digits>.tmp``): one a killed render left behind."""
+    return bool(_STAGING_NAME.match(name))
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
 
 

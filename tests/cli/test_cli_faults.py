@@ -82,6 +82,21 @@ def test_two_real_renders_into_one_empty_folder_never_mix(tmp_path):
         assert filters == {["box", "edge-h"][[code for code, _ in codes].index(0)]}
 
 
+def test_a_staging_folder_left_by_a_killed_render_does_not_block_the_next_run(tmp_path):
+    """SIGKILL cannot be caught: the image folder being staged stays behind, hidden; the next run removes it."""
+    source, out = digits(tmp_path), tmp_path / "out"
+    assert invoke("filters", "render", source, "-f", "box", "-o", out, "-q").exit_code == 0
+    left = out / ".digits-3.0123abcd.tmp"
+    left.mkdir()
+    (left / "box.png").write_bytes(b"half a picture")
+    (out / ".notes.tmp").write_text("mine")  # not a staging name: the user's
+    result = invoke("filters", "render", source, "-f", "box", "-o", out, "-q")
+    assert error_line(result).startswith(f"output folder '{out}' holds files that are not an earlier convcli render")
+    (out / ".notes.tmp").unlink()
+    assert invoke("filters", "render", source, "-f", "box", "-o", out, "-q").exit_code == 0
+    assert not left.exists()
+
+
 def test_interrupted_force_render_leaves_no_stale_manifest(tmp_path, monkeypatch):
     source, out = digits(tmp_path), tmp_path / "out"
     assert invoke("filters", "render", source, "-f", "box", "--normalize", "abs", "-o", out, "-q").exit_code == 0
