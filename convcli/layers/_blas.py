@@ -1,4 +1,4 @@
-"""numpy's own OpenBLAS, called directly where numpy has no function for the job (private; numpy and the standard library only).
+"""numpy's own OpenBLAS, called where numpy has no function for the job (private; numpy and the stdlib only).
 
 Two things the layers need are not in numpy's API:
 

@@ -86,7 +86,7 @@ def correlate_direct(X: np.ndarray, w: np.ndarray, pads, dtype=np.float64) -> np
             if in_place and r0 - top >= 0 and r0 - top + rows + fh - 1 <= h and start - left >= 0 \
                     and start + reach + right <= image.size:
                 source, base = image, start
-            else:  # padding rows, or a conversion: copy the band's rows, zero-padded, with `left`/`right` spare elements
+            else:  # padding rows or a conversion: the band's rows copied, zero-padded, `left`/`right` spare elements
                 if scratch is None or scratch.size < reach + left + right:
                     scratch = np.zeros(reach + left + right, dtype)
                 _fill_rows(scratch[left : left + reach].reshape(rows + fh - 1, width), X[m], r0 - top)
