@@ -529,7 +529,7 @@ OPENCV_LOOP = """
 import gzip, os, sys
 import cv2
 import numpy as np
-from convcli.io.kernels import FILTERS
+from convcli.io.library import FILTERS
 cv2.setNumThreads(1)
 source, out, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 raw = gzip.open(source).read()

@@ -61,7 +61,7 @@ def main() -> None:
 
     from distributed import LocalCluster
 
-    from convcli.io.kernels import FILTERS
+    from convcli.io.library import FILTERS
 
     scratch = Path(tempfile.mkdtemp(prefix="convcli-bench-dataset-", dir=args.dir))
     try:

@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="use generated items even if Fashion-MNIST is here")
     args = parser.parse_args()
 
-    from convcli.io.kernels import FILTERS
+    from convcli.io.library import FILTERS
     from convcli.maps.batch import default_workers, plan_render, run_render
 
     scratch = Path(tempfile.mkdtemp(prefix="convcli-bench-", dir=args.dir))

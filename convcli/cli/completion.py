@@ -15,7 +15,7 @@ from click.shell_completion import CompletionItem
 
 
 def _names(incomplete: str) -> list[CompletionItem]:
-    from convcli.io.kernels import FILTERS
+    from convcli.io.library import FILTERS
 
     return [CompletionItem(name, help=f.description) for name, f in FILTERS.items() if name.startswith(incomplete)]
 

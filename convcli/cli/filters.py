@@ -68,7 +68,7 @@ def list_filters(fmt: str) -> None:
       convcli filters list
       convcli filters list --format json | jq -r '.[].name'
     """
-    from convcli.io.kernels import FILTERS
+    from convcli.io.library import FILTERS
 
     if fmt == "json":
         import json
@@ -118,7 +118,7 @@ def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
       convcli filters show '1,0,-1;2,0,-2;1,0,-1'
       convcli filters show rgb_kernel.npy        # a (3, Fh, Fw) array
     """
-    from convcli.io import images, kernels
+    from convcli.io import images, kernels, library
     from convcli.maps import single as maps
 
     f = kernels.load_kernel(kernel_spec)
@@ -140,8 +140,8 @@ def show(kernel_spec: str, padding, border: str, normalize: str) -> None:
             say("  " + line)
         say("")
         say(
-            f"sum {_number(plane.sum())} · zero-sum {yes[kernels.is_zero_sum(plane)]}"
-            f" · separable {yes[kernels.is_separable(plane)]}"
+            f"sum {_number(plane.sum())} · zero-sum {yes[library.is_zero_sum(plane)]}"
+            f" · separable {yes[library.is_separable(plane)]}"
         )
     say("")
     summed = ", summed over its channels" if colour else ""
@@ -264,7 +264,7 @@ def _render(ctx, inputs, names, kernel_specs, index, key, padding, border, norma
             fmt, dtype, scheduler, resume, quiet):
     import time
 
-    from convcli.io import images, kernels
+    from convcli.io import images, kernels, library
     from convcli.maps import batch, single
 
     started = time.perf_counter()
@@ -273,7 +273,7 @@ def _render(ctx, inputs, names, kernel_specs, index, key, padding, border, norma
     check_options(ctx, fmt)
     if fmt != "png":  # folders and glob patterns are inputs too: the array writers open them
         chosen = [_named_filter(n) for n in names] + [kernels.load_kernel(k) for k in kernel_specs]
-        return render_arrays(list(inputs) or batch.sample_inputs()[:1], chosen or list(kernels.FILTERS.values()),
+        return render_arrays(list(inputs) or batch.sample_inputs()[:1], chosen or list(library.FILTERS.values()),
                              out_dir, fmt=fmt, dtype=dtype, scheduler=scheduler, resume=resume, index=index,
                              key=key, padding=padding, border=border, size=size, force=force,
                              quiet=quiet)
@@ -286,7 +286,7 @@ def _render(ctx, inputs, names, kernel_specs, index, key, padding, border, norma
     chosen = [_named_filter(n) for n in names] + [kernels.load_kernel(k, check_shape=fits(k)) for k in kernel_specs]
     plan = batch.plan_render(
         sources,
-        chosen or list(kernels.FILTERS.values()),
+        chosen or list(library.FILTERS.values()),
         out_dir,
         index=index,
         key=key,
@@ -335,11 +335,11 @@ def _named_filter(name: str):
     """``-f NAME``: a library filter; a kernel file or matrix given to -f is pointed to -k."""
     from pathlib import Path
 
-    from convcli.io import kernels
+    from convcli.io import library
 
-    if name not in kernels.FILTERS and (Path(name).exists() or any(c in name for c in "/\\.,;[")):
+    if name not in library.FILTERS and (Path(name).exists() or any(c in name for c in "/\\.,;[")):
         raise CliError(f"-f takes a filter name (convcli filters list); for the kernel '{name}' use -k {name}")
-    return kernels.get_filter(name)
+    return library.get_filter(name)
 
 
 def _bytes(n: int) -> str:

@@ -35,7 +35,7 @@ import numpy as np
 
 from convcli.errors import ConvcliError
 from convcli.io.files import atomic_write_bytes
-from convcli.io.kernels import Filter
+from convcli.io.library import Filter
 from convcli.layers import conv_forward
 from convcli.maps.folder import (
     MANIFEST,

@@ -20,7 +20,7 @@ import numpy as np
 
 from convcli.errors import KernelError, ParameterError, ShapeError
 from convcli.io.images import SAMPLE_DIR, ImageSource, open_source, parse_indices
-from convcli.io.kernels import Filter
+from convcli.io.library import Filter
 from convcli.layers import pad_widths
 from convcli.maps.folder import (
     MANIFEST,
@@ -139,7 +139,7 @@ def plan_render(
     Parameters
     ----------
     sources : sequence of paths (``-`` for stdin) or opened :class:`ImageSource`
-    filters : sequence of :class:`~convcli.io.kernels.Filter`, at least one
+    filters : sequence of :class:`~convcli.io.library.Filter`, at least one
         Filters with the same name and kernel are kept once; different kernels
         with the same name (two inline ``-k``) are told apart as ``inline``,
         ``inline-2``, ...

@@ -10,7 +10,7 @@ from helpers_images import idx_bytes, png_bytes
 from scipy import signal
 
 from convcli.cli import cli
-from convcli.io.kernels import FILTERS
+from convcli.io.library import FILTERS
 
 
 def run(*args):

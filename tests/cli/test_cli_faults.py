@@ -486,7 +486,7 @@ def test_nohup_keeps_sighup_ignored():
 
 def test_the_sheet_of_many_filters_stays_a_picture_viewers_open(tmp_path):
     from convcli.errors import ParameterError
-    from convcli.io.kernels import Filter
+    from convcli.io.library import Filter
     from convcli.maps.batch import plan_render, run_render
 
     source = digits(tmp_path, count=64)

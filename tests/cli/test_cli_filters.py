@@ -13,7 +13,7 @@ from scipy import signal
 
 from convcli.cli import cli
 from convcli.io.images import default_sample
-from convcli.io.kernels import FILTERS, is_separable, is_zero_sum
+from convcli.io.library import FILTERS, is_separable, is_zero_sum
 
 BOOT = np.asarray(Image.open(default_sample()), dtype=np.float64)
 

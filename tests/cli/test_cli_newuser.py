@@ -17,7 +17,7 @@ from scipy import signal
 
 from convcli.cli import cli
 from convcli.io.images import SAMPLE_DIR, default_sample
-from convcli.io.kernels import FILTERS
+from convcli.io.library import FILTERS
 
 BOOT = np.asarray(Image.open(default_sample()), dtype=np.float64)
 SCENE_RGB = np.asarray(Image.open(SAMPLE_DIR / "scene-256.png").convert("RGB"), dtype=np.float64)

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from scipy import ndimage, signal
 
 from convcli.errors import KernelError
-from convcli.io.kernels import FILTERS, Filter, get_filter, is_separable, is_zero_sum, load_kernel
+from convcli.io.library import FILTERS, Filter, get_filter, is_separable, is_zero_sum
+from convcli.io.kernels import load_kernel
 
 # The issue-3 table, typed in again from the issue text (rows top to bottom).
 ISSUE_TABLE = {

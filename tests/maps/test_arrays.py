@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 from convcli.errors import OutputError, ParameterError, ShapeError
-from convcli.io.kernels import FILTERS, Filter, get_filter
+from convcli.io.library import FILTERS, Filter, get_filter
 from convcli.maps import arrays
 from convcli.maps.arrays import plan_arrays, run_npy
 

@@ -12,7 +12,7 @@ import pytest
 from helpers_images import idx_bytes
 
 from convcli.errors import OutputError, ParameterError
-from convcli.io.kernels import get_filter
+from convcli.io.library import get_filter
 from convcli.layers import conv_forward
 from convcli.maps import zarrstore
 from convcli.maps.arrays import plan_arrays

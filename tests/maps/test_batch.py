@@ -13,7 +13,7 @@ from scipy import signal
 
 from convcli.errors import ImageFormatError, KernelError, OutputError, ParameterError, ShapeError
 from convcli.io.images import open_source, sample_paths
-from convcli.io.kernels import FILTERS, Filter, get_filter
+from convcli.io.library import FILTERS, Filter, get_filter
 from convcli.maps import batch
 from convcli.maps import folder as mapfolder
 from convcli.maps import writer as mapwriter

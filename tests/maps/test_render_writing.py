@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from helpers_images import idx_bytes
 
-from convcli.io.kernels import FILTERS
+from convcli.io.library import FILTERS
 from convcli.maps import batch
 from convcli.maps import staging
 from convcli.maps import writer as mapwriter
