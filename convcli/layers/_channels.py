@@ -41,6 +41,8 @@ from convcli.layers import _threads
 
 #: Numbers in one chunk's window matrix (4 MiB of float64; measured best between 256 KiB and 16 MiB).
 COLS_BUDGET = 1 << 19
+#: Numbers in the window matrix of a chunk of whole images (2 MiB; measured best between 512 KiB and 4 MiB).
+IMAGES_BUDGET = 1 << 18
 #: Threads for jobs of at least :data:`PARALLEL_WORK` multiply-adds.
 THREADS = _threads.THREADS
 PARALLEL_WORK = 1 << 24
@@ -51,20 +53,24 @@ def output_hw(padded_hw, kernel_hw, strides, dilations) -> "tuple[int, int]":
     return tuple((p - d * (f - 1) - 1) // s + 1 for p, f, s, d in zip(padded_hw, kernel_hw, strides, dilations))
 
 
-def chunks(n_images: int, out_hw, column: int, budget: "int | None" = None) -> "list[tuple[int, int, int, int]]":
+def chunks(n_images: int, out_hw, column: int, budget: "int | None" = None,
+           images_budget: "int | None" = None) -> "list[tuple[int, int, int, int]]":
     """``(n0, n1, r0, r1)``: images ``n0:n1`` and output rows ``r0:r1`` whose windows fit ``budget`` numbers.
 
     ``column`` is the numbers per output pixel that a chunk holds at once: the
     larger of one window (``C*Fh*Fw``) and the kernels (``K``).  Whole images
-    go together when one image fits, in chunks of nearly equal size whose
-    number is a multiple of :data:`THREADS` (so that no thread is left with
-    a longer last chunk); otherwise one image is cut into bands of rows.
+    go together when one image fits, at most ``images_budget`` (default
+    :data:`IMAGES_BUDGET`) numbers of them (so that a chunk's windows are mostly still in cache when
+    its product reads them), in chunks of nearly equal size whose number is a multiple
+    of :data:`THREADS` (so that no thread is left with a longer last chunk);
+    otherwise one image is cut into bands of rows.
     """
     budget = COLS_BUDGET if budget is None else budget
+    images_budget = min(budget, IMAGES_BUDGET if images_budget is None else images_budget)
     oh, ow = out_hw
     per_image = column * oh * ow
     if per_image <= budget:
-        count = -(-n_images // max(1, budget // max(per_image, 1)))
+        count = -(-n_images // max(1, images_budget // max(per_image, 1)))
         count = min(n_images, -(-count // THREADS) * THREADS)  # equal shares for the threads
         bounds = [n_images * i // count for i in range(count + 1)]
         return [(n0, n1, 0, oh) for n0, n1 in zip(bounds, bounds[1:])]
@@ -102,6 +108,24 @@ def _fill(windows: np.ndarray, X: np.ndarray, chunk, kernel_hw, pads, strides, d
     view = np.lib.stride_tricks.sliding_window_view(band, (span_h, span_w), axis=(2, 3))
     view = view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :rows, :ow]  # (n, C, rows, W', Fh, Fw)
     windows[...] = view.transpose(0, 1, 4, 5, 2, 3).reshape(n, g, cg, fh, fw, rows, ow)
+
+
+def image_windows(X: np.ndarray, kernel_hw, pads, strides, dilations, out_hw, groups: int) -> np.ndarray:
+    """The windows of every image, a view ``(N, g, C/g, Fh, Fw, H', W')`` of ``X`` (or of a zero-padded copy).
+
+    For plans of whole images (:func:`chunks`): each chunk's windows are then
+    one copy from this view, with none of :func:`_fill`'s per-chunk set-up.
+    """
+    n, c, H, W = X.shape
+    (top, bottom), (left, right) = pads
+    if top or bottom or left or right:
+        padded = np.zeros((n, c, H + top + bottom, W + left + right))
+        padded[:, :, top : top + H, left : left + W] = X
+        X = padded
+    (fh, fw), (sh, sw), (dh, dw), (oh, ow) = kernel_hw, strides, dilations, out_hw
+    view = np.lib.stride_tricks.sliding_window_view(X, ((fh - 1) * dh + 1, (fw - 1) * dw + 1), axis=(2, 3))
+    view = view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :oh, :ow]  # (N, C, H', W', Fh, Fw)
+    return view.transpose(0, 1, 4, 5, 2, 3).reshape(n, groups, c // groups, fh, fw, oh, ow)
 
 
 def _view(buf: np.ndarray, offset: int, shape, strides) -> np.ndarray:
@@ -186,11 +210,11 @@ class _Columns:
     kernel matrix then adds the bias inside the product.
     """
 
-    def __init__(self, X, kernel_hw, groups, pads, strides, dilations, ow, ones, scratch):
+    def __init__(self, X, kernel_hw, groups, pads, strides, dilations, ow, ones, scratch, whole=None):
         self.X, self.kernel_hw, self.groups, self.ones = X, tuple(kernel_hw), groups, ones
         self.pads, self.strides, self.dilations, self.ow = pads, strides, dilations, ow
         self.rows = (X.shape[1] // groups) * kernel_hw[0] * kernel_hw[1]
-        self.scratch = scratch
+        self.scratch, self.whole = scratch, whole  # whole: image_windows(X, ...) when chunks are whole images
 
     def __call__(self, chunk) -> np.ndarray:
         n0, n1, r0, r1 = chunk
@@ -201,7 +225,10 @@ class _Columns:
             cols[:, :, -1] = 1.0
         cg = self.X.shape[1] // self.groups
         windows = cols[:, :, : self.rows].reshape((n, self.groups, cg) + self.kernel_hw + (r1 - r0, self.ow))
-        _fill(windows, self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
+        if self.whole is not None and (r0, r1) == (0, self.whole.shape[-2]):
+            windows[...] = self.whole[n0:n1]
+        else:
+            _fill(windows, self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
         return cols
 
 
@@ -232,15 +259,24 @@ def correlate(X, w, b, pads, strides, dilations, groups: int) -> np.ndarray:
         kernels = np.concatenate([kernels, np.broadcast_to(b, (k,)).reshape(groups, k // groups, 1)], axis=2)
     kernels = np.ascontiguousarray(kernels)
     A = np.empty((n, k, oh, ow))
+    plan = chunks(n, (oh, ow), max(c * fh * fw, k))
+    whole = _whole(X, plan, (fh, fw), pads, strides, dilations, (oh, ow), groups)
 
     def work(part, scratch):
-        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, b is not None, scratch)
+        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, b is not None, scratch, whole)
         for chunk in part:
             cols = columns(chunk)
             np.matmul(kernels, cols, out=_by_group(A, chunk, groups))  # BLAS writes the outputs in place
 
-    _run(_working(work), chunks(n, (oh, ow), max(c * fh * fw, k)), A.size * cg * fh * fw)
+    _run(_working(work), plan, A.size * cg * fh * fw)
     return A
+
+
+def _whole(X, plan, kernel_hw, pads, strides, dilations, out_hw, groups) -> "np.ndarray | None":
+    """:func:`image_windows` when ``plan`` is made of whole images, else None."""
+    if plan and plan[0][2:] == (0, out_hw[0]):
+        return image_windows(X, kernel_hw, pads, strides, dilations, out_hw, groups)
+    return None
 
 
 # ----------------------------------------------------------------------------- backward
@@ -267,9 +303,11 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
     back_pads = tuple((s - p[0], s - p[1]) for s, p in zip(spans, pads))
     transposed = tuple(strides) == (1, 1) and min(min(p) for p in back_pads) >= 0 and k <= cg * groups
     scatter = None if transposed else _Scatter(X.shape, w, pads, strides, dilations, groups)
+    plan = chunks(n, (oh, ow), max(c * fh * fw, k))
+    whole = _whole(X, plan, (fh, fw), pads, strides, dilations, (oh, ow), groups)
 
     def work(part, scratch):
-        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, bias, scratch)
+        columns = _Columns(X, (fh, fw), groups, pads, strides, dilations, ow, bias, scratch, whole)
         total = np.zeros((groups, k // groups, cg * fh * fw + bias))
         for chunk in part:
             dAg = _by_group(dA, chunk, groups)
@@ -278,7 +316,7 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
                 scatter.add(chunk, dAg, ow, scratch)
         return total
 
-    total = sum(_run(_working(work), chunks(n, (oh, ow), max(c * fh * fw, k)), dA.size * cg * fh * fw, whole_images=not transposed))
+    total = sum(_run(_working(work), plan, dA.size * cg * fh * fw, whole_images=not transposed))
     dw = total[:, :, : cg * fh * fw].reshape(w.shape)
     db = total[:, :, -1].reshape(k) if bias else None
     if transposed:

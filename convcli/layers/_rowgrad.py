@@ -44,6 +44,8 @@ from convcli.layers import _channels
 
 #: The small factor's rows are padded with zeros to a multiple of this (see the module docstring).
 BLOCK = 8
+#: Numbers per chunk of whole images (larger than the forward's: these chunks are many small products).
+IMAGES_BUDGET = 1 << 19
 
 
 def suits(channels: int, w_shape, strides) -> bool:
@@ -92,7 +94,7 @@ def backward(X, w, dA, pads, strides, dilations, groups: int, bias: bool):
             total += np.matmul(rows, shifted.transpose(0, 1, 3, 2)).sum(axis=0)
         return total
 
-    plan = _channels.chunks(n, (oh, Wp), max(k * fw, groups * height))
+    plan = _channels.chunks(n, (oh, Wp), max(k * fw, groups * height), images_budget=IMAGES_BUDGET)
     total = sum(_channels._run(_channels._working(work), plan, 2 * dA.size * cg * fh * fw, whole_images=True))
     dw = total[:, :m].reshape(groups, cg, fh, kg, fw).transpose(0, 3, 1, 2, 4).reshape(w.shape)
     dX = dXp.reshape(n, c, Hp, Wp)[:, :, top : top + H, left : left + W]
