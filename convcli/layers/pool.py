@@ -63,7 +63,9 @@ def pool_forward(X, size=2, *, stride=None, mode: str = "max", padding=0) -> np.
 
     def work(parts):
         for m0, m1 in parts:
-            if mode == "max":
+            if mode == "max" and _tiled(X3, geometry):
+                _tiled_max(X3[m0:m1], geometry, out=A[m0:m1].reshape(-1, geometry[3][1]))
+            elif mode == "max":
                 A[m0:m1] = _max_forward(X3[m0:m1], *geometry)[0]
             else:
                 A[m0:m1] = _sum_forward(X3[m0:m1], *geometry) / _counts(X3.shape[1:], *geometry)
@@ -148,14 +150,13 @@ def _max_backward(X3, dA3, geometry, out=None) -> np.ndarray:
     it holds and no earlier tap took (``chosen > taken`` is ``chosen & ~taken``).
     """
     (fh, fw), (sh, sw), (ph, pw), (oh, ow) = geometry
-    best, Xp = _max_forward(X3, *geometry)
-    # windows side by side covering the image exactly: every pixel is in one tap's view, written once
-    tiled = (sh, sw) == (fh, fw) and not (ph or pw) and (oh * fh, ow * fw) == X3.shape[1:]
     if out is None:
-        out = np.empty(Xp.shape)
+        out = np.empty((X3.shape[0], X3.shape[1] + 2 * ph, X3.shape[2] + 2 * pw))
+    if _tiled(X3, geometry) and _tiled_max_backward(X3, dA3, geometry, out):
+        return out
+    best, Xp = _max_forward(X3, *geometry)
     dXp = out
-    if not tiled:
-        dXp[...] = 0.0
+    dXp[...] = 0.0
     nan = np.isnan(best)
     nan = nan if nan.any() else None
     real = None
@@ -180,13 +181,92 @@ def _max_backward(X3, dA3, geometry, out=None) -> np.ndarray:
                 np.greater(chosen, taken, out=chosen)
                 if t < last:
                     taken |= chosen
-        if tiled:
-            np.multiply(dA3, chosen, out=target)
-        elif sh >= fh and sw >= fw:  # each pixel is in one window at most: place, don't add
+        if sh >= fh and sw >= fw:  # each pixel is in one window at most: place, don't add
             np.copyto(target, dA3, where=chosen)
         else:
             target += np.where(chosen, dA3, 0.0)
     return dXp
+
+
+def _tiled(X3, geometry) -> bool:
+    """Whether the windows tile the images exactly: side by side (stride = size), no padding, nothing left over."""
+    (fh, fw), strides, pads, (oh, ow) = geometry
+    return tuple(strides) == (fh, fw) and not any(pads) and X3.shape[1:] == (oh * fh, ow * fw)
+
+
+def _first_max(parts, where: bool, out=None):
+    """The elementwise maximum of the equal-shaped arrays ``parts`` and, with ``where``, which part holds it first.
+
+    The index is a bool array for two parts (True: the second is strictly
+    greater), else ``uint8``/``intp``; None for one part or without ``where``.
+    NaN propagates into the maximum (its index is then meaningless).
+    """
+    if len(parts) == 1:
+        if out is None:
+            return parts[0], None
+        np.copyto(out, parts[0])
+        return out, None
+    if len(parts) == 2:
+        index = np.greater(parts[1], parts[0]) if where else None
+        return np.maximum(parts[0], parts[1], out=out), index
+    index = (parts[1] > parts[0]).astype(np.uint8 if len(parts) < 256 else np.intp) if where else None
+    best = np.maximum(parts[0], parts[1], out=out)
+    for t in range(2, len(parts)):
+        if where:
+            np.copyto(index, t, where=parts[t] > best)  # strictly greater: ties keep the earlier part
+        np.maximum(best, parts[t], out=best)
+    return best, index
+
+
+def _holds(index, t: int):
+    """Where the first maximum is part ``t`` of ``count`` (see :func:`_first_max`), as bools."""
+    if index is None:
+        return True
+    if index.dtype == bool:
+        return index if t == 1 else ~index
+    return index == t
+
+
+def _tiled_max(X3, geometry, *, where=False, out=None):
+    """Maxima of windows that tile the images (:func:`_tiled`): ``(best, rows, cols)``.
+
+    Each image row is read as segments of ``fw`` pixels, one per window;
+    the maxima of the segments, ``(M*H*W',)``, are then read as ``fh``
+    segment maxima per window.  Both steps compare whole strided vectors, so
+    numpy runs long inner loops.  ``best`` is ``(M*H', W')`` (written into
+    ``out`` if given); with ``where``, ``cols`` says in which column of its
+    segment each segment's first maximum is and ``rows`` in which row of its
+    window the window's is -- together the window's first maximum in
+    row-major order, as ties are broken by taking the earlier part.
+    """
+    (fh, fw), _, _, (oh, ow) = geometry
+    segments = X3.reshape(-1, fw)
+    top, cols = _first_max([segments[:, j] for j in range(fw)], where)
+    stacked = top.reshape(-1, fh, ow)
+    best, rows = _first_max([stacked[:, i] for i in range(fh)], where, out=out)
+    return best, rows, cols
+
+
+def _tiled_max_backward(X3, dA3, geometry, out) -> bool:
+    """:func:`_max_backward` for windows that tile the images, into ``out``; False (nothing done) for NaN or inf.
+
+    Each window's ``dA`` goes first to its first maximum's row (``fh``
+    products with a bool mask), then along that row to its column (``fw``
+    more): every pixel of ``out`` is written once.  A NaN window, or a
+    non-finite ``dA`` (``inf * 0`` would be NaN), is left to the general loop.
+    """
+    (fh, fw), _, _, (oh, ow) = geometry
+    best, rows, cols = _tiled_max(X3, geometry, where=True)
+    if np.isnan(best).any() or not np.isfinite(dA3).all():
+        return False
+    grads = np.empty((best.shape[0], fh, ow))  # each window's dA on the row of its first maximum
+    dA2 = dA3.reshape(-1, ow)
+    for i in range(fh):
+        np.multiply(dA2, _holds(rows, i), out=grads[:, i])
+    segments, flat = out.reshape(-1, fw), grads.reshape(-1)
+    for j in range(fw):
+        np.multiply(flat, _holds(cols, j), out=segments[:, j])
+    return True
 
 
 def _avg_backward(X3, dA3, geometry) -> np.ndarray:

@@ -50,6 +50,9 @@ def pool_cases(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     # small integers: many ties, so the first-maximum rule is exercised
     X = rng.integers(-2, 3, lead + (H, W)).astype(float) if draw(st.booleans()) else rng.standard_normal(lead + (H, W))
+    special = draw(st.sampled_from([None, None, np.nan, np.inf, -np.inf]))
+    if special is not None:  # one NaN or infinity somewhere: the first NaN is the maximum, as np.argmax has it
+        X.reshape(-1)[rng.integers(X.size)] = special
     return X, size, stride, padding, draw(st.sampled_from(["max", "avg"])), rng
 
 
@@ -59,6 +62,8 @@ def test_pool_matches_the_loops(case):
     X, size, stride, padding, mode, rng = case
     A = pool_forward(X, size, stride=stride, mode=mode, padding=padding)
     dA = rng.standard_normal(A.shape)
+    if rng.random() < 0.2:  # an infinite upstream gradient reaches only its window's maximum (inf * 0 is not taken)
+        dA.reshape(-1)[rng.integers(dA.size)] = np.inf
     A_ref, dX_ref = pool_reference(X, size, stride or size, padding, mode, dA)
     np.testing.assert_allclose(A, A_ref, rtol=1e-13, atol=1e-13)
     dX = pool_backward(X, dA, size, stride=stride, mode=mode, padding=padding)["X"]
