@@ -2,6 +2,7 @@
 
     python benchmarks/bench_layers.py                 # the five targets, 2 threads each side
     python benchmarks/bench_layers.py --repeat 21     # more rounds (less noise)
+    python benchmarks/bench_layers.py --passes 1      # all of a target's rounds at once
     python benchmarks/bench_layers.py --threads 1     # one thread each side
 
 torch is a benchmark-only dependency (``pip install torch``); without it the
@@ -11,8 +12,11 @@ thread variables set to ``n`` before numpy is imported, and convcli's own
 threads set to ``n`` (large layers run on them with one-thread BLAS, as torch
 runs its batch on its threads).  Each target runs convcli and torch alternately,
 several rounds, and compares the best time of each (the least disturbed by
-other work on the machine).  It also checks that both give the same numbers.
-The table is Markdown; the exit status is 1 when a target is missed.
+other work on the machine).  The rounds are spread over ``--passes`` passes
+through all targets, so that a slow spell of a shared machine, which can last
+seconds, does not take all of one target's rounds.  It also checks that both
+give the same numbers.  The table is Markdown; the exit status is 1 when a
+target is missed.
 
 Targets (issue #10), ratio = convcli time / torch time:
 
@@ -48,13 +52,31 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402  (after the thread variables)
 
+#: Seconds between one side's call and the other's (see :func:`best_of`).
+PAUSE = 0.02
+
 
 def best_of(rounds: int, candidate, reference) -> "tuple[float, float]":
-    """Best wall time in seconds of each callable over ``rounds`` alternating rounds."""
+    """Best wall time in seconds of each callable over ``rounds`` alternating rounds.
+
+    Garbage is collected before each call, so no collection runs inside a
+    timed call.  The objects alive when timing starts (torch's own make up
+    some 165,000) are frozen first (:func:`gc.freeze`): otherwise each of
+    those collections walks them all, about 80 ms that leave the CPU caches
+    cold for the call that follows, which measures the collection rather than
+    the layer.  Each call also starts :data:`PAUSE` after the other side's:
+    torch's OpenMP workers keep spinning for a while after a call, and a
+    convcli call started at once measured about 25% slower for sharing the
+    CPUs with them (15.6 ms alone, 19.8 ms straight after torch, 15.4 ms 10 ms
+    later, on target 4).
+    """
+    gc.collect()
+    gc.freeze()
     best_c = best_r = float("inf")
     for _ in range(rounds):
         for func in (reference, candidate):
             gc.collect()
+            time.sleep(PAUSE)
             start = time.perf_counter()
             func()
             elapsed = time.perf_counter() - start
@@ -62,6 +84,7 @@ def best_of(rounds: int, candidate, reference) -> "tuple[float, float]":
                 best_c = min(best_c, elapsed)
             else:
                 best_r = min(best_r, elapsed)
+    gc.unfreeze()
     return best_c, best_r
 
 
@@ -71,8 +94,8 @@ def rel_diff(ours, ref) -> float:
     return float(np.abs(np.asarray(ours) - ref).max() / np.abs(ref).max())
 
 
-def conv_rows(torch, X_shape, w_shape, padding, bias, rounds, labels):
-    """Forward, then forward + backward, of one conv layer shape."""
+def conv_cases(torch, X_shape, w_shape, padding, bias, labels):
+    """Forward, then forward + backward, of one conv layer shape: ``(label, ours, torch's, goal, max rel. diff)``."""
     import torch.nn.functional as F
 
     from convcli.layers import conv_backward, conv_forward
@@ -101,15 +124,11 @@ def conv_rows(torch, X_shape, w_shape, padding, bias, rounds, labels):
     grads, tgrads = ours_fb(), torch_fb()
     fwd_diff = rel_diff(A, torch_fwd())
     bwd_diff = max(rel_diff(grads[k], t) for k, t in zip(("X", "w", "b"), tgrads))
-    rows = []
-    for label, ours, ref, diff in ((labels[0], lambda: conv_forward(X, w, b, padding=padding), torch_fwd, fwd_diff),
-                                   (labels[1], ours_fb, torch_fb, max(fwd_diff, bwd_diff))):
-        mine, theirs = best_of(rounds, ours, ref)
-        rows.append((label, mine, theirs, 0.7, diff))
-    return rows
+    return [(labels[0], lambda: conv_forward(X, w, b, padding=padding), torch_fwd, 0.7, fwd_diff),
+            (labels[1], ours_fb, torch_fb, 0.7, max(fwd_diff, bwd_diff))]
 
 
-def pool_row(torch, rounds):
+def pool_case(torch):
     """Max-pool 2x2, forward + backward."""
     import torch.nn.functional as F
 
@@ -128,14 +147,25 @@ def pool_row(torch, rounds):
         return torch.autograd.grad(F.max_pool2d(tX, 2), tX, tG)[0]
 
     diff = max(rel_diff(pool_forward(X, 2), F.max_pool2d(tX, 2)), rel_diff(ours(), theirs()))
-    mine, ref = best_of(rounds, ours, theirs)
-    return [("5. max-pool 2x2 fwd + bwd, (8, 64, 56, 56)", mine, ref, 1.0, diff)]
+    return [("5. max-pool 2x2 fwd + bwd, (8, 64, 56, 56)", ours, theirs, 1.0, diff)]
+
+
+def measure(cases, rounds: int, passes: int) -> list:
+    """``(label, convcli s, torch s, goal, diff)`` per case: the best of ``rounds`` rounds over ``passes`` passes."""
+    best = [[float("inf"), float("inf")] for _ in cases]
+    per_pass = -(-rounds // passes)
+    for _ in range(passes):
+        for times, (_, ours, theirs, _, _) in zip(best, cases):
+            mine, ref = best_of(per_pass, ours, theirs)
+            times[0], times[1] = min(times[0], mine), min(times[1], ref)
+    return [(label, mine, ref, goal, diff) for (mine, ref), (label, _, _, goal, diff) in zip(best, cases)]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=11, help="alternating rounds per target (default 11)")
     parser.add_argument("--threads", type=int, default=2, help="threads for each side (default 2)")
+    parser.add_argument("--passes", type=int, default=3, help="passes through all targets sharing the rounds (default 3)")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -150,14 +180,15 @@ def main(argv=None) -> int:
     print(
         f"numpy {np.__version__}, torch {torch.__version__}, Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs, {args.threads} threads each side, float64, load average {load:.2f}, "
-        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; best of {args.repeat} alternating rounds\n",
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; best of {args.repeat} alternating rounds in {args.passes} passes\n",
         flush=True,
     )
-    rows = conv_rows(torch, (8, 64, 56, 56), (64, 64, 3, 3), 1, True, args.repeat,
-                     ("1. conv fwd (8,64,56,56)x(64,64,3,3), pad 1, bias", "2. conv fwd + bwd (dX, dw, db), same"))
-    rows += conv_rows(torch, (64, 3, 32, 32), (16, 3, 5, 5), 0, False, args.repeat,
-                      ("3. conv fwd (64,3,32,32)x(16,3,5,5)", "4. conv fwd + bwd (dX, dw), same"))
-    rows += pool_row(torch, args.repeat)
+    cases = conv_cases(torch, (8, 64, 56, 56), (64, 64, 3, 3), 1, True,
+                       ("1. conv fwd (8,64,56,56)x(64,64,3,3), pad 1, bias", "2. conv fwd + bwd (dX, dw, db), same"))
+    cases += conv_cases(torch, (64, 3, 32, 32), (16, 3, 5, 5), 0, False,
+                        ("3. conv fwd (64,3,32,32)x(16,3,5,5)", "4. conv fwd + bwd (dX, dw), same"))
+    cases += pool_case(torch)
+    rows = measure(cases, args.repeat, max(1, min(args.passes, args.repeat)))
     print("| target | convcli | torch | ratio | goal | met | max rel. diff |")
     print("|---|---|---|---|---|---|---|")
     missed = False
