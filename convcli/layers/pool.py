@@ -7,7 +7,10 @@ pooled on its own.  The numbers are those of torch's ``max_pool2d`` and
 max and left out of the count for avg, and a max gradient goes to the first
 maximum of its window (in row-major order) on ties.  Overlapping windows
 (``stride < size``) add up their gradients.  Loops run over the window's
-taps only; each tap is one strided view of the whole batch.
+taps only; each tap is one strided view of the whole batch.  Windows that
+tile the images exactly (stride = size, no padding, nothing left over: the
+usual 2x2 pooling of even sizes) take a shorter way for max, one window row
+segment at a time (:func:`_tiled_max`).
 """
 
 from __future__ import annotations
