@@ -4,6 +4,7 @@ import io
 import struct
 import threading
 import zlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -116,13 +117,15 @@ def test_no_thread_is_left_running():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(1, 5), st.integers(1, 30), st.integers(1, 30), st.booleans(), st.integers(0, 2**32 - 1))
-def test_encode_stack_gives_each_picture_its_own_png(n, h, w, rgb, seed):
+@given(st.integers(1, 5), st.integers(1, 40), st.integers(1, 40), st.booleans(), st.integers(0, 2**32 - 1),
+       st.sampled_from([0, png.STORED_BYTES]))
+def test_encode_stack_gives_each_picture_its_own_png(n, h, w, rgb, seed, stored_bytes):
     """One numpy pass for the stack, one file per picture: Pillow reads each back exactly, CRCs checked."""
     rng = np.random.default_rng(seed)
     stack = rng.integers(0, 256, (n, h, w, 3) if rgb else (n, h, w), dtype=np.uint8)
     stack[: n // 2] //= 16  # some smooth, compressible pictures too
-    files = png.encode_stack(stack)
+    with mock.patch.object(png, "STORED_BYTES", stored_bytes):  # 0: deflated; else stored when the file fits
+        files = png.encode_stack(stack)
     assert len(files) == n
     for picture, data in zip(stack, files):
         back = decode(data)
@@ -139,6 +142,19 @@ def test_encode_stack_files_are_one_zlib_stream_each_with_up_filtered_rows():
         raw = np.frombuffer(zlib.decompress(data[41 : 41 + length]), np.uint8).reshape(3, 5)
         assert (raw[:, 0] == 2).all()  # Up
         np.testing.assert_array_equal(np.cumsum(raw[:, 1:], axis=0, dtype=np.uint8), picture)
+
+
+def test_pictures_whose_stored_file_fits_one_block_are_stored_larger_ones_deflated():
+    """A 28x28 map's file is its filtered rows as they are (zlib level 0); a 64x64 one's is deflated."""
+    for side, stored in ((28, True), (64, False)):
+        img = np.tile(np.arange(side, dtype=np.uint8), (side, 1))  # smooth: deflate would shrink it a lot
+        data = png.encode_stack(img[None])[0]
+        rows = side * (side + 1)
+        assert (len(data) == 33 + 12 + 2 + 5 + rows + 4 + 12) is stored
+        length = struct.unpack(">I", data[33:37])[0]
+        assert (data[43] & 0x06 == 0) is stored  # after zlib's 2-byte header, the block type: 00 stored, 01/10 coded
+        np.testing.assert_array_equal(decode(data), img)
+        assert zlib.decompress(data[41 : 41 + length])[1:side + 1] == img[0].tobytes()
 
 
 def test_small_pictures_of_write_png_are_encode_stack_files():
