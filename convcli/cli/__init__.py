@@ -2,7 +2,8 @@
 
 The only place click and rich are imported.  It may import every other part of
 convcli; nothing imports it.  :mod:`.common` holds what the commands share
-(error handling, consoles, options); :mod:`.convolve`, :mod:`.filters` and
+(error handling, consoles, options); :mod:`.convolve`, :mod:`.filters` (with
+:mod:`.render` and :mod:`.render_arrays` for ``filters render``) and
 :mod:`.gradcheck` each parse their options, call one or two core functions and
 present the result.
 

@@ -246,7 +246,7 @@ def _report_format(path: str) -> str:
 
 def _grader_limits(memory):
     """The contained child's limits: ``--memory`` (default 4G); CPU time follows ``--timeout`` (see the session)."""
-    from convcli.gradcheck.sandbox import Limits, parse_memory
+    from convcli.gradcheck.limits import Limits, parse_memory
 
     return Limits() if memory is None else Limits(memory=parse_memory(memory))
 

@@ -1,6 +1,6 @@
 """``convcli filters render --format npy|zarr``: the whole dataset's maps as one array.
 
-The array half of :mod:`convcli.cli.filters`' ``render``: it checks which
+The array half of ``render`` (:mod:`convcli.cli.render`): it checks which
 options apply, plans with :func:`convcli.maps.arrays.plan_arrays`, runs
 :func:`~convcli.maps.arrays.run_npy` or :func:`convcli.maps.zarrstore.run_zarr`
 with a rich progress bar on stderr, and prints one summary line.

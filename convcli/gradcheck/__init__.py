@@ -5,7 +5,7 @@ A student's file (``convcli gradcheck --impl``): :mod:`.loading` reads a
 layers (the built-in ``lab``, ``cs231n``, ``dlai``, ``holberton`` and a
 course's own adapter file); :mod:`.cases` chooses the cases a convention can
 express; :mod:`.session` runs the file in a child (:mod:`._worker`, which
-never imports convcli) through :mod:`.runner` and :mod:`.sandbox`, talking
+never imports convcli) through :mod:`.runner` and :mod:`.sandbox` (within :mod:`.limits`), talking
 :mod:`.protocol`; :mod:`.explain` and :mod:`.verdicts` judge every output and
 gradient in the parent against :mod:`.references` (convcli's layers);
 :mod:`.impl` ties them together.  :mod:`.selfcheck` and

@@ -22,7 +22,7 @@ from convcli.gradcheck import conventions
 from convcli.gradcheck.explain import check_backward, check_forward
 from convcli.gradcheck.loading import Source, read_source, scan, syntax_problem
 from convcli.gradcheck.reports import CheckRecord
-from convcli.gradcheck.sandbox import Limits
+from convcli.gradcheck.limits import Limits
 from convcli.gradcheck.session import LoadFailure, Session
 from convcli.gradcheck.settings import CheckSettings
 from convcli.gradcheck.verdicts import note_line
@@ -61,7 +61,7 @@ def check_impl(
     settings : seed, tolerances, mode, the case by hand, and ``timeout`` (per call, and for loading)
     layers : ``"dot"``, ``"affine"``, ``"conv"``, ``"pool"`` (default: all the convention has)
     progress : called with (checks done, checks planned)
-    limits : the child's resource limits (:class:`~convcli.gradcheck.sandbox.Limits`; default: 4 GiB,
+    limits : the child's resource limits (:class:`~convcli.gradcheck.limits.Limits`; default: 4 GiB,
         and CPU time ten times ``timeout``)
 
     Returns

@@ -19,7 +19,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from convcli.gradcheck.sandbox import ChildExited, Limits, ProtocolError, Sandbox, Timeout, describe_exit
+from convcli.gradcheck.limits import Limits
+from convcli.gradcheck.sandbox import ChildExited, ProtocolError, Sandbox, Timeout, describe_exit
 
 WORKER = Path(__file__).resolve().with_name("_worker.py")
 TIMEOUT, ENDED = "timeout", "ended"

@@ -19,7 +19,7 @@ from convcli.gradcheck.conventions import Convention, layer_specs
 from convcli.gradcheck.loading import Source
 from convcli.gradcheck.protocol import Note, ProtocolError, Raised, Value, parse_answer, parse_loaded, parse_raised
 from convcli.gradcheck.runner import ENDED, TIMEOUT, Child
-from convcli.gradcheck.sandbox import Limits
+from convcli.gradcheck.limits import Limits
 
 #: How long a child may take to start Python, numpy and the adapter (torch can be slow) on a busy machine.
 STARTUP_SECONDS = 120.0

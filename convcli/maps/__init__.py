@@ -10,7 +10,8 @@ WebP, BMP, ``.npy`` or TIFF.  :mod:`.plan` checks a batch render up front,
 ``manifest.json``, and :mod:`.writer` (with :mod:`.staging`) writes its PNGs
 on threads.
 :mod:`.arrays` writes a whole dataset's maps as one ``.npy`` array and
-:mod:`.zarrstore` as a Zarr store computed with Dask.  It may import
+:mod:`.zarrstore` as a Zarr store computed with Dask, both from the chunks of
+items that :mod:`.items` reads and correlates.  It may import
 :mod:`convcli.io`, :mod:`convcli.layers`, numpy, scipy and Pillow, and lazily
 the optional extras: matplotlib for colour maps (``convcli[cmap]``), and dask,
 distributed and zarr in :mod:`.zarrstore` only (``convcli[dask]``); never

@@ -6,8 +6,8 @@ when they are missing.
 
 - :func:`lazy_maps` is the computation as a :class:`dask.array.Array`
   ``(N, K, H', W')`` chunked along N: the items are read lazily, chunk by chunk,
-  by an :class:`~convcli.maps.arrays.ItemReader`, and ``map_blocks`` runs
-  :func:`~convcli.maps.arrays.compute_block` (``conv_forward`` with the whole
+  by an :class:`~convcli.maps.items.ItemReader`, and ``map_blocks`` runs
+  :func:`~convcli.maps.items.compute_block` (``conv_forward`` with the whole
   bank) on each chunk.
 - :func:`run_zarr` stores it in ``DIR/maps.zarr`` (one Zarr chunk per Dask
   chunk, the manifest as the array's attributes) on the threads or processes
@@ -32,7 +32,8 @@ from typing import Callable
 import numpy as np
 
 from convcli.errors import OutputError, ParameterError
-from convcli.maps.arrays import AXES, MANIFEST, ZARR, ArrayPlan, compute_block, write_array_manifest
+from convcli.maps.arrays import AXES, MANIFEST, ZARR, ArrayPlan, write_array_manifest
+from convcli.maps.items import compute_block
 
 #: The folder (in the output folder) of the per-chunk "complete" markers during a run.
 DONE = f".{ZARR}.done"
@@ -100,7 +101,7 @@ def lazy_maps(plan: ArrayPlan, *, portable: bool = False):
 
 
 def _read_block(reader) -> np.ndarray:
-    """All the items of ``reader`` (a :meth:`~convcli.maps.arrays.ItemReader.part`) as float64 ``(n, H, W)``."""
+    """All the items of ``reader`` (a :meth:`~convcli.maps.items.ItemReader.part`) as float64 ``(n, H, W)``."""
     return reader(0, int(reader.starts[-1])).astype(np.float64, copy=False)
 
 

@@ -277,13 +277,13 @@ def test_render_refuses_to_read_stdin_from_a_terminal(tmp_path, monkeypatch):
     import io
     import types
 
-    import convcli.cli.filters
+    import convcli.cli.render
 
     class Terminal(io.BytesIO):
         def isatty(self):
             return True
 
-    monkeypatch.setattr(convcli.cli.filters, "sys", types.SimpleNamespace(stdin=Terminal()))
+    monkeypatch.setattr(convcli.cli.render, "sys", types.SimpleNamespace(stdin=Terminal()))
     assert_refused(
         run("render", "-", "-o", tmp_path / "out"),
         "INPUT '-' reads image bytes from stdin, which is a terminal; pipe a file in",
@@ -322,7 +322,7 @@ def test_render_help_has_examples():
 
 
 def test_render_progress_bar_goes_to_stderr_and_counts_every_image(tmp_path, monkeypatch):
-    import convcli.cli.filters
+    import convcli.cli.render
     import convcli.maps.batch
 
     source, _ = items(tmp_path, 7)
@@ -338,7 +338,7 @@ def test_render_progress_bar_goes_to_stderr_and_counts_every_image(tmp_path, mon
 
         return real(plan, progress=counting, **kw)
 
-    monkeypatch.setattr(convcli.cli.filters, "progress_enabled", lambda quiet: not quiet)
+    monkeypatch.setattr(convcli.cli.render, "progress_enabled", lambda quiet: not quiet)
     monkeypatch.setattr(convcli.maps.batch, "run_render", spy)
     result = run("render", source, "-f", "box", "-o", tmp_path / "out")
     assert result.exit_code == 0, result.stderr

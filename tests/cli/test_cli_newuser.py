@@ -290,7 +290,7 @@ def test_completion_script_for_each_shell():
 
 
 def test_large_run_says_what_it_will_write(tmp_path, monkeypatch):
-    monkeypatch.setattr("convcli.cli.filters.LARGE_RUN_MAPS", 100)
+    monkeypatch.setattr("convcli.cli.render.LARGE_RUN_MAPS", 100)
     idx = SAMPLE_DIR / "fashion-mnist-16-images-idx3-ubyte.gz"
     result = run("filters", "render", idx, "-f", "box", "-f", "edge-h", "-o", tmp_path / "few", "--no-sheet")
     assert result.exit_code == 0 and "note:" not in result.stderr  # 32 maps

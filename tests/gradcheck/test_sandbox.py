@@ -18,10 +18,9 @@ import pytest
 
 import convcli
 from convcli.gradcheck import _procs
+from convcli.gradcheck.limits import Limits, MiB
 from convcli.gradcheck.sandbox import (
     ChildExited,
-    Limits,
-    MiB,
     ProtocolError,
     Sandbox,
     Terminated,
@@ -299,7 +298,7 @@ def test_clean_text():
      ("none", None), (None, None), (2**30, 2**30)],
 )
 def test_parse_memory(text, expected):
-    from convcli.gradcheck.sandbox import parse_memory
+    from convcli.gradcheck.limits import parse_memory
 
     assert parse_memory(text) == expected
 
@@ -307,7 +306,7 @@ def test_parse_memory(text, expected):
 @pytest.mark.parametrize("text, message", [("lots", "must be a size like 4G"), ("-1G", "must be a size"), ("1M", "at least 64M")])
 def test_parse_memory_refuses(text, message):
     from convcli.errors import ParameterError
-    from convcli.gradcheck.sandbox import parse_memory
+    from convcli.gradcheck.limits import parse_memory
 
     with pytest.raises(ParameterError, match=message):
         parse_memory(text)

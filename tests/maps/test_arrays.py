@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from convcli.errors import OutputError, ParameterError, ShapeError
 from convcli.io.library import FILTERS, Filter, get_filter
-from convcli.maps import arrays
+from convcli.maps import arrays, items
 from convcli.maps.arrays import plan_arrays, run_npy
 
 BANK = [get_filter(n) for n in ("edge-h", "box", "sharpen")] + [Filter("even", np.array([[1.0, -2.0], [3.0, 0.5]]), "2×2 test kernel")]
@@ -265,7 +265,7 @@ def test_size_scales_and_centre_crops_items_of_any_size_into_one_array(tmp_path)
 
 def test_fit_square_enlarges_too():
     X = np.arange(12.0).reshape(1, 3, 4)
-    out = arrays.fit_square(X, 6)  # 3×4 -> 6×8 (bilinear), columns 1..6 kept
+    out = items.fit_square(X, 6)  # 3×4 -> 6×8 (bilinear), columns 1..6 kept
     assert out.shape == (1, 6, 6) and out.dtype == np.float64
     assert out.min() >= 0 and out.max() <= 11
     np.testing.assert_allclose(out[0].mean(axis=1), np.sort(out[0].mean(axis=1)))  # rows still increase

@@ -148,8 +148,8 @@ def test_missing_extra_says_what_to_install(monkeypatch):
 
 SLOW_CLI = """
 import sys, time
-from convcli.maps import arrays, zarrstore
-compute = arrays.compute_block
+from convcli.maps import items, zarrstore
+compute = items.compute_block
 def slow(*args, **kwargs):  # one chunk every 0.1 s, so that the run can be killed half-way
     time.sleep(0.1)
     return compute(*args, **kwargs)
