@@ -44,7 +44,8 @@ from convcli.layers import _channels
 
 #: The small factor's rows are padded with zeros to a multiple of this (see the module docstring).
 BLOCK = 8
-#: Numbers per chunk of whole images (larger than the forward's: these chunks are many small products).
+#: Numbers per chunk of whole images: 4 MiB, as before :data:`._channels.IMAGES_BUDGET` (measured: each of
+#: these chunks does more numpy calls than a forward chunk, and smaller chunks were slower).
 IMAGES_BUDGET = 1 << 19
 
 

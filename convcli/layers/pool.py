@@ -222,7 +222,7 @@ def _first_max(parts, where: bool, out=None):
 
 
 def _holds(index, t: int):
-    """Where the first maximum is part ``t`` of ``count`` (see :func:`_first_max`), as bools."""
+    """Where the first maximum is part ``t`` (an index of :func:`_first_max`), as bools; True for one part."""
     if index is None:
         return True
     if index.dtype == bool:
@@ -266,7 +266,7 @@ def _tiled_max_backward(X3, dA3, geometry, out) -> bool:
     dA2 = dA3.reshape(-1, ow)
     for i in range(fh):
         np.multiply(dA2, _holds(rows, i), out=grads[:, i])
-    segments, flat = out.reshape(-1, fw), grads.reshape(-1)
+    segments, flat = out.reshape(-1, fw), grads.reshape(-1)  # views: `out` is always a contiguous block
     for j in range(fw):
         np.multiply(flat, _holds(cols, j), out=segments[:, j])
     return True
