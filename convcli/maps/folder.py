@@ -229,9 +229,10 @@ def make_subfolder(out_dir: Path, name: str) -> Path:
 def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:
     """``out_dir/manifest.json``: the keys of ``head``, then ``"files"`` with one entry a line.
 
-    ``files`` may be a generator: entries are written one at a time, so a
-    manifest of a million files never sits in memory as one string.  An entry
-    is a dict, or its ``json.dumps`` text already made.
+    ``files`` may be a generator: entries are written a few thousand at a
+    time (one encode and one write each), so a manifest of a million files
+    never sits in memory as one string.  An entry is a dict, or its
+    ``json.dumps`` text already made.
     """
     path = out_dir / MANIFEST
     with atomic_open(path, force=True) as handle:
@@ -239,9 +240,14 @@ def write_manifest(out_dir: Path, head: dict, files: Iterable[dict]) -> Path:
         for key, value in head.items():
             handle.write(f" {json.dumps(key)}: {json.dumps(value)},\n".encode())
         handle.write(b' "files": [')
-        for n, entry in enumerate(files):
-            text = entry if isinstance(entry, str) else json.dumps(entry)
-            handle.write(f"{',' if n else ''}\n  {text}".encode())
+        lead, batch = "\n  ", []
+        for entry in files:
+            batch.append(entry if isinstance(entry, str) else json.dumps(entry))
+            if len(batch) == 4096:
+                handle.write((lead + ",\n  ".join(batch)).encode())
+                lead, batch = ",\n  ", []
+        if batch:
+            handle.write((lead + ",\n  ".join(batch)).encode())
         handle.write(b"\n ]\n}\n")
     return path
 

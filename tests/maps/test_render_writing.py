@@ -71,6 +71,19 @@ def test_an_interrupted_staged_folder_leaves_neither_it_nor_its_staging(tmp_path
     assert all(len(os.listdir(tmp_path / "out" / name)) == len(LAB) for name in left)
 
 
+@pytest.mark.parametrize("count", [0, 1, 4095, 4096, 4097, 10000])
+def test_manifest_is_json_with_one_entry_a_line_across_write_batches(tmp_path, count):
+    from convcli.maps.folder import write_manifest
+
+    path = write_manifest(tmp_path, {"options": {"a": 1}}, ({"file": f"f{i}.png"} if i % 2 else json.dumps({"i": i})
+                                                             for i in range(count)))
+    text = path.read_text()
+    assert json.loads(text) == {"options": {"a": 1},
+                                "files": [{"file": f"f{i}.png"} if i % 2 else {"i": i} for i in range(count)]}
+    lines = text.splitlines()
+    assert len(lines) == count + 5 and all(line.startswith("  {") for line in lines[3 : 3 + count])
+
+
 def test_manifest_entries_are_the_text_of_json_dumps(tmp_path):
     names = ['we"ird', "ünï", "back\\slash"]
     sources = []
