@@ -4,9 +4,9 @@
     python benchmarks/bench.py --only opencv,large    # some of them
     python benchmarks/bench.py --repeat 9             # more rounds (less noise)
 
-Each target runs convcli and its reference alternately, several rounds, and
-compares the best time of each (the least disturbed by other work on the
-machine).  The table is printed as Markdown; the exit status is 1 when a target
+Each target runs convcli and its reference alternately, several rounds (each
+side's turn a warm-up call, then the timed ones), and compares the best time
+of each (the least disturbed by other work on the machine).  The table is printed as Markdown; the exit status is 1 when a target
 is missed, 0 otherwise.  A target whose reference is missing (no OpenCV --
 ``pip install opencv-python-headless``, a benchmark-only dependency -- no
 ImageMagick, no Fashion-MNIST) is reported as skipped, with the reason, and
@@ -75,17 +75,25 @@ class Row:
     note: str = ""
 
 
-def best_of(pairs: int, candidate, reference, *, candidate_runs: int = 1) -> tuple[float, float]:
+def best_of(pairs: int, candidate, reference, *, candidate_runs: int = 1, warm: bool = True) -> tuple[float, float]:
     """Best wall time in seconds of each callable over ``pairs`` alternating rounds.
 
     Each round runs the reference once and the candidate ``candidate_runs``
     times (as ``timeit`` gives a quick statement more runs than a slow one).
+    With ``warm``, each side's turn starts with one untimed call, so that the
+    timed calls find its threads awake and its memory touched, as repeated
+    calls do: the first call after the other side's measures the hand-over
+    (on this 2-vCPU machine a thread woken on an idle vCPU starts late, and
+    OpenCV's and OpenBLAS's workers may still be spinning).  Slow references
+    (the correlate2d loop) pass ``warm=False``.
     """
     best_c = best_r = float("inf")
     for _ in range(pairs):
         for func, runs in ((reference, 1), (candidate, candidate_runs)):
+            gc.collect()
+            if warm:
+                func()
             for _ in range(runs):
-                gc.collect()
                 start = time.perf_counter()
                 func()
                 elapsed = time.perf_counter() - start
@@ -181,7 +189,7 @@ def bench_batch_bank(repeat: int) -> list[Row]:
 
     err = np.abs(conv_forward(X[:50], w) - loop(X[:50])).max()
     rounds = max(2, repeat // 3)  # the loop takes seconds, conv_forward a fraction of one
-    fast, ref = best_of(rounds, lambda: conv_forward(X, w), loop, candidate_runs=5)
+    fast, ref = best_of(rounds, lambda: conv_forward(X, w), loop, candidate_runs=5, warm=False)
     speedup = ref / fast
     return [
         Row(

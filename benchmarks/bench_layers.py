@@ -11,8 +11,9 @@ threads: ``torch.set_num_threads(n)`` and, for numpy, OpenBLAS/MKL/OpenMP
 thread variables set to ``n`` before numpy is imported, and convcli's own
 threads set to ``n`` (large layers run on them with one-thread BLAS, as torch
 runs its batch on its threads).  Each target runs convcli and torch alternately,
-several rounds, and compares the best time of each (the least disturbed by
-other work on the machine).  The rounds are spread over ``--passes`` passes
+several rounds (in each, a warm-up call and three timed calls of one side,
+then of the other), and compares the best time of each (the least disturbed
+by other work on the machine).  The rounds are spread over ``--passes`` passes
 through all targets, so that a slow spell of a shared machine, which can last
 seconds, does not take all of one target's rounds.  It also checks that both
 give the same numbers.  The table is Markdown; the exit status is 1 when a
@@ -52,23 +53,25 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402  (after the thread variables)
 
-#: Seconds between one side's call and the other's (see :func:`best_of`).
-PAUSE = 0.02
+#: Untimed calls, then timed calls, of each side in each round (see :func:`best_of`).
+WARMUP, TIMED = 1, 3
 
 
 def best_of(rounds: int, candidate, reference) -> "tuple[float, float]":
     """Best wall time in seconds of each callable over ``rounds`` alternating rounds.
 
-    Garbage is collected before each call, so no collection runs inside a
-    timed call.  The objects alive when timing starts (torch's own make up
-    some 165,000) are frozen first (:func:`gc.freeze`): otherwise each of
-    those collections walks them all, about 80 ms that leave the CPU caches
-    cold for the call that follows, which measures the collection rather than
-    the layer.  Each call also starts :data:`PAUSE` after the other side's:
-    torch's OpenMP workers keep spinning for a while after a call, and a
-    convcli call started at once measured about 25% slower for sharing the
-    CPUs with them (15.6 ms alone, 19.8 ms straight after torch, 15.4 ms 10 ms
-    later, on target 4).
+    In each round each side runs :data:`WARMUP` untimed calls, then
+    :data:`TIMED` timed ones back to back, as a training loop calls a layer:
+    its threads awake, its memory touched.  The first call after the other
+    side's measures the hand-over instead: on this 2-vCPU machine a thread
+    woken on an idle vCPU starts late (a 3 ms convcli layer took 5.7 ms after
+    10 ms of idling), and torch's OpenMP workers spin for a while after its
+    calls, taking a CPU from whatever runs next.
+
+    Garbage is collected before each round, never inside a timed call.  The
+    objects alive when timing starts (torch's own make up some 165,000) are
+    frozen first (:func:`gc.freeze`): otherwise each collection walks them all,
+    about 80 ms that leave the CPU caches cold for the call that follows.
     """
     gc.collect()
     gc.freeze()
@@ -76,14 +79,16 @@ def best_of(rounds: int, candidate, reference) -> "tuple[float, float]":
     for _ in range(rounds):
         for func in (reference, candidate):
             gc.collect()
-            time.sleep(PAUSE)
-            start = time.perf_counter()
-            func()
-            elapsed = time.perf_counter() - start
-            if func is candidate:
-                best_c = min(best_c, elapsed)
-            else:
-                best_r = min(best_r, elapsed)
+            for _ in range(WARMUP):
+                func()
+            for _ in range(TIMED):
+                start = time.perf_counter()
+                func()
+                elapsed = time.perf_counter() - start
+                if func is candidate:
+                    best_c = min(best_c, elapsed)
+                else:
+                    best_r = min(best_r, elapsed)
     gc.unfreeze()
     return best_c, best_r
 
