@@ -15,7 +15,9 @@ level 6: on a 4096x4096 activation map that is about 1.2 s, most of a
   filter, about as small (the residuals are mostly small and repeated);
 - **small pictures** (MNIST maps, thumbnails: up to :data:`SMALL_BYTES`)
   take the fewest calls: the Up filter and one deflate at level 1 with
-  run-length matches and a window the picture's size (:data:`SMALL_ZLIB`);
+  run-length matches and a window the picture's size (:data:`SMALL_ZLIB`),
+  or none at all (stored, zlib level 0) when the file still fits one
+  file-system block (:data:`STORED_BYTES`);
   :func:`encode_stack` filters a whole stack of equal-sized pictures in one
   numpy pass and frames each file with a header made once (``filters
   render``: 25,000 maps, where deflating is most of the CPU time);
