@@ -48,7 +48,6 @@ Targets of issue #15 (against OpenCV, ``cv2.filter2D`` with a zero border):
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import shutil
 import subprocess
@@ -60,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from timing import best_of
 
 
 @dataclass
@@ -73,35 +73,6 @@ class Row:
     goal: str
     passed: bool | None  # None: skipped
     note: str = ""
-
-
-def best_of(pairs: int, candidate, reference, *, candidate_runs: int = 1, warm: bool = True) -> tuple[float, float]:
-    """Best wall time in seconds of each callable over ``pairs`` alternating rounds.
-
-    Each round runs the reference once and the candidate ``candidate_runs``
-    times (as ``timeit`` gives a quick statement more runs than a slow one).
-    With ``warm``, each side's turn starts with one untimed call, so that the
-    timed calls find its threads awake and its memory touched, as repeated
-    calls do: the first call after the other side's measures the hand-over
-    (on this 2-vCPU machine a thread woken on an idle vCPU starts late, and
-    OpenCV's and OpenBLAS's workers may still be spinning).  Slow references
-    (the correlate2d loop) pass ``warm=False``.
-    """
-    best_c = best_r = float("inf")
-    for _ in range(pairs):
-        for func, runs in ((reference, 1), (candidate, candidate_runs)):
-            gc.collect()
-            if warm:
-                func()
-            for _ in range(runs):
-                start = time.perf_counter()
-                func()
-                elapsed = time.perf_counter() - start
-                if func is candidate:
-                    best_c = min(best_c, elapsed)
-                else:
-                    best_r = min(best_r, elapsed)
-    return best_c, best_r
 
 
 def load() -> str:

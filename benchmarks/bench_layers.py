@@ -31,10 +31,8 @@ Targets (issue #10), ratio = convcli time / torch time:
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
-import time
 
 
 def _threads_from_argv(argv) -> int:
@@ -52,45 +50,10 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_name] = str(THREADS)
 
 import numpy as np  # noqa: E402  (after the thread variables)
+from timing import best_of  # noqa: E402
 
-#: Untimed calls, then timed calls, of each side in each round (see :func:`best_of`).
-WARMUP, TIMED = 1, 3
-
-
-def best_of(rounds: int, candidate, reference) -> "tuple[float, float]":
-    """Best wall time in seconds of each callable over ``rounds`` alternating rounds.
-
-    In each round each side runs :data:`WARMUP` untimed calls, then
-    :data:`TIMED` timed ones back to back, as a training loop calls a layer:
-    its threads awake, its memory touched.  The first call after the other
-    side's measures the hand-over instead: on this 2-vCPU machine a thread
-    woken on an idle vCPU starts late (a 3 ms convcli layer took 5.7 ms after
-    10 ms of idling), and torch's OpenMP workers spin for a while after its
-    calls, taking a CPU from whatever runs next.
-
-    Garbage is collected before each round, never inside a timed call.  The
-    objects alive when timing starts (torch's own make up some 165,000) are
-    frozen first (:func:`gc.freeze`): otherwise each collection walks them all,
-    about 80 ms that leave the CPU caches cold for the call that follows.
-    """
-    gc.collect()
-    gc.freeze()
-    best_c = best_r = float("inf")
-    for _ in range(rounds):
-        for func in (reference, candidate):
-            gc.collect()
-            for _ in range(WARMUP):
-                func()
-            for _ in range(TIMED):
-                start = time.perf_counter()
-                func()
-                elapsed = time.perf_counter() - start
-                if func is candidate:
-                    best_c = min(best_c, elapsed)
-                else:
-                    best_r = min(best_r, elapsed)
-    gc.unfreeze()
-    return best_c, best_r
+#: Timed calls of each side in each round, after one untimed call (see :func:`timing.best_of`).
+TIMED = 3
 
 
 def rel_diff(ours, ref) -> float:
@@ -161,7 +124,7 @@ def measure(cases, rounds: int, passes: int) -> list:
     per_pass = -(-rounds // passes)
     for _ in range(passes):
         for times, (_, ours, theirs, _, _) in zip(best, cases):
-            mine, ref = best_of(per_pass, ours, theirs)
+            mine, ref = best_of(per_pass, ours, theirs, candidate_runs=TIMED, reference_runs=TIMED, freeze=True)
             times[0], times[1] = min(times[0], mine), min(times[1], ref)
     return [(label, mine, ref, goal, diff) for (mine, ref), (label, _, _, goal, diff) in zip(best, cases)]
 
