@@ -1,7 +1,7 @@
 """The channels path's buffers: fresh memory holding old data, results kept by callers, calls from several threads.
 
-The reference is written for this test: windows by ``sliding_window_view``
-and one ``einsum`` per quantity, nothing of convcli's.
+The reference is ``test_rowgrad``'s, written for the tests: windows by
+``sliding_window_view`` and one ``einsum`` per quantity, nothing of convcli's.
 """
 
 import sys
@@ -9,28 +9,14 @@ import threading
 
 import numpy as np
 import pytest
-from numpy.lib.stride_tricks import sliding_window_view
 
 from convcli.layers import _channels, conv_backward, conv_forward
+from test_rowgrad import reference as conv_reference  # windows and einsum, nothing of convcli's
 
 
 def reference(X, w, b, dA, pad: int, stride: int, groups: int):
     """``(A, dX, dw, db)`` of the grouped correlation with zero padding ``pad`` on every side."""
-    K, cg, fh, fw = w.shape
-    Xp = np.pad(X, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    windows = sliding_window_view(Xp, (fh, fw), axis=(2, 3))[:, :, ::stride, ::stride]  # (N, C, H', W', Fh, Fw)
-    N, C, oh, ow = windows.shape[:4]
-    windows = windows.reshape(N, groups, cg, oh, ow, fh, fw)
-    wg = w.reshape(groups, K // groups, cg, fh, fw)
-    A = np.einsum("ngcyxij,gkcij->ngkyx", windows, wg).reshape(N, K, oh, ow) + b[None, :, None, None]
-    dAg = dA.reshape(N, groups, K // groups, oh, ow)
-    dw = np.einsum("ngcyxij,ngkyx->gkcij", windows, dAg).reshape(w.shape)
-    dXp = np.zeros_like(Xp)
-    for i in range(fh):
-        for j in range(fw):
-            tap = np.einsum("ngkyx,gkc->ngcyx", dAg, wg[..., i, j]).reshape(N, C, oh, ow)
-            dXp[:, :, i : i + (oh - 1) * stride + 1 : stride, j : j + (ow - 1) * stride + 1 : stride] += tap
-    return A, dXp[:, :, pad : pad + X.shape[2], pad : pad + X.shape[3]], dw, dA.sum(axis=(0, 2, 3))
+    return conv_reference(X, w, b, dA, ((pad, pad), (pad, pad)), (1, 1), groups, stride=(stride, stride))
 
 
 def case(seed: int, n=3, groups=2, channels=4, kernels=6, hw=(13, 11), f=3, pad=1, stride=1):

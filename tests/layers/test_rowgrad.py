@@ -18,16 +18,19 @@ from convcli.layers import _channels, _rowgrad, conv_backward, conv_forward
 from test_channels import _pads as pad_widths  # the documented padding rules, written out for the tests
 
 
-def reference(X, w, b, dA, pads, dilation, groups, border="zero", flip=False):
-    """``(A, dX, dw, db)`` of the grouped, dilated correlation, stride 1, with ``pads`` filled as ``border``."""
+def reference(X, w, b, dA, pads, dilation, groups, border="zero", flip=False, stride=(1, 1)):
+    """``(A, dX, dw, db)`` of the grouped, dilated, strided correlation with ``pads`` filled as ``border``.
+
+    Also the reference of ``test_channels_buffers``.
+    """
     N, C, H, W = X.shape
     K, cg, fh, fw = w.shape
-    dh, dw = dilation
+    (dh, dw), (sh, sw) = dilation, stride
     k = w[:, :, ::-1, ::-1] if flip else w
     mode = "constant" if border == "zero" else border
     Xp = np.pad(X, ((0, 0), (0, 0)) + tuple(pads), mode=mode)
     span = (dh * (fh - 1) + 1, dw * (fw - 1) + 1)
-    windows = sliding_window_view(Xp, span, axis=(2, 3))[..., ::dh, ::dw]  # (N, C, H', W', Fh, Fw)
+    windows = sliding_window_view(Xp, span, axis=(2, 3))[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, C, H', W', Fh, Fw)
     oh, ow = windows.shape[2:4]
     windows = windows.reshape(N, groups, cg, oh, ow, fh, fw)
     kg = k.reshape(groups, K // groups, cg, fh, fw)
@@ -42,7 +45,7 @@ def reference(X, w, b, dA, pads, dilation, groups, border="zero", flip=False):
     for i in range(fh):
         for j in range(fw):
             tap = np.einsum("ngkyx,gkc->ngcyx", dAg, kg[..., i, j]).reshape(N, C, oh, ow)
-            dXp[:, :, i * dh : i * dh + oh, j * dw : j * dw + ow] += tap
+            dXp[:, :, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw] += tap
     source = np.arange(H * W).reshape(H, W)
     index = np.pad(source, pads, mode=mode) if mode != "constant" else np.pad(source, pads, constant_values=-1)
     dX = np.zeros((N, C, H * W))
