@@ -198,6 +198,32 @@ def test_chunked_and_threaded_paths_give_the_same_numbers(monkeypatch):
             close(grads["b"], db_s)
 
 
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 40), st.integers(1, 4))
+def test_chunks_of_whole_images_are_shared_evenly_among_the_threads(n, per_chunk, threads):
+    # every image once, in order; sizes differ by at most one, larger first; the longest thread's share
+    # (chunks per thread times the largest chunk) is no more than the budget's own plan would give
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_channels, "THREADS", threads)
+        plan = _channels.chunks(n, (2, 3), 5, images_budget=per_chunk * 30)
+    assert [c[2:] for c in plan] == [(0, 2)] * len(plan)
+    assert [n0 for n0, *_ in plan] == [0] + [n1 for _, n1, *_ in plan[:-1]] and plan[-1][1] == n
+    sizes = [n1 - n0 for n0, n1, *_ in plan]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] - sizes[-1] <= 1
+    assert len(plan) % threads == 0 or len(plan) == n
+    naive = -(-n // per_chunk)  # the budget's plan: chunks of at most per_chunk, as many as that takes
+    naive = min(n, -(-naive // threads) * threads)
+    assert sizes[0] * -(-len(plan) // threads) <= -(-n // naive) * -(-naive // threads)
+    assert len(plan) <= 2 * -(-n // per_chunk) + threads
+
+
+def test_64_images_at_7_a_chunk_make_16_chunks_of_4_on_two_threads(monkeypatch):
+    # 10 chunks of 6 or 7 leave one thread 33 images and the other 31 (35 at worst); 16 chunks of 4 give both 32
+    monkeypatch.setattr(_channels, "THREADS", 2)
+    assert [n1 - n0 for n0, n1, *_ in _channels.chunks(64, (2, 3), 5, images_budget=7 * 30)] == [4] * 16
+    assert [n1 - n0 for n0, n1, *_ in _channels.chunks(7, (2, 3), 5, images_budget=2 * 30)] == [2, 2, 2, 1]
+
 def test_more_kernels_than_channels_uses_the_scatter_and_agrees():
     rng = np.random.default_rng(9)
     X, w = rng.standard_normal((2, 2, 7, 6)), rng.standard_normal((5, 2, 3, 3))

@@ -155,6 +155,21 @@ def test_buffers_full_of_nan_do_not_leak(monkeypatch):
     close(grads["b"], db_ref)
 
 
+@pytest.mark.parametrize("w_shape", [(7, 2, 4, 3), (7, 2, 5, 3)])
+def test_db_from_the_spare_row_of_ones_or_summed_when_there_is_none(w_shape):
+    # C/g*Fh = 8 rows fill BLAS's block of 8: no spare row, db is dA summed; 10 rows leave 6, one of them ones
+    rng = np.random.default_rng(13)
+    X, w = rng.standard_normal((3, 2, 9, 8)), rng.standard_normal(w_shape)
+    dA = rng.standard_normal((3, 7, 10 - w_shape[2], 6))
+    assert _rowgrad.suits(2, w.shape, (1, 1))
+    dX, dw_, db = _rowgrad.backward(X, w, dA, ((0, 0), (0, 0)), (1, 1), (1, 1), 1, True)
+    _, dX_ref, dw_ref, db_ref = reference(X, w, None, dA, ((0, 0), (0, 0)), (1, 1), 1)
+    close(dX, dX_ref)
+    close(dw_, dw_ref)
+    close(db, db_ref)
+    assert _rowgrad.backward(X, w, dA, ((0, 0), (0, 0)), (1, 1), (1, 1), 1, False)[2] is None
+
+
 def test_one_tap_rows_and_columns():
     # Fh = 1 leaves no gaps between BLAS's rows; Fw = 1 shifts nothing
     rng = np.random.default_rng(12)
