@@ -143,9 +143,14 @@ def image_windows(X: np.ndarray, kernel_hw, pads, strides, dilations, out_hw, gr
         padded[:, :, top : top + H, left : left + W] = X
         X = padded
     (fh, fw), (sh, sw), (dh, dw), (oh, ow) = kernel_hw, strides, dilations, out_hw
-    view = np.lib.stride_tricks.sliding_window_view(X, ((fh - 1) * dh + 1, (fw - 1) * dw + 1), axis=(2, 3))
-    view = view[:, :, ::sh, ::sw, ::dh, ::dw][:, :, :oh, :ow]  # (N, C, H', W', Fh, Fw)
-    return view.transpose(0, 1, 4, 5, 2, 3).reshape(n, groups, c // groups, fh, fw, oh, ow)
+    s_n, s_c, s_h, s_w = X.strides  # tap (i, j) of output pixel (y, x) reads X[y*sh + i*dh, x*sw + j*dw]
+    shape = (n, groups, c // groups, fh, fw, oh, ow)
+    steps = (s_n, c // groups * s_c, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w)
+    if not X.flags.c_contiguous:
+        return np.lib.stride_tricks.as_strided(X, shape, steps, writeable=False)
+    view = np.ndarray(shape, X.dtype, X, 0, steps)  # as as_strided does, without its Python set-up
+    view.flags.writeable = False
+    return view
 
 
 def _view(buf: np.ndarray, offset: int, shape, strides) -> np.ndarray:
