@@ -221,3 +221,19 @@ def test_a_band_of_rows_wholly_in_the_padding(monkeypatch):
     X, w = np.full((1, 1, 1, 1), 2.0), np.arange(6.0).reshape(1, 1, 2, 3)
     A = conv_forward(X, w, padding=3)
     close(A, reference(X, w, None, None, ((3, 3), (3, 3)), (1, 1), 1))
+
+
+@pytest.mark.parametrize("layout", ["transposed", "reversed rows", "every other column"])
+def test_forward_reads_images_of_any_memory_layout(layout):
+    # the whole-image windows are a strided view of X itself when X needs no padding
+    rng = np.random.default_rng(14)
+    base = rng.standard_normal((4, 3, 11, 18))
+    X = {"transposed": np.ascontiguousarray(base.transpose(3, 2, 1, 0)).transpose(3, 2, 1, 0),
+         "reversed rows": base[:, :, ::-1],
+         "every other column": base[:, :, :, ::2]}[layout]
+    assert not X.flags.c_contiguous
+    w = rng.standard_normal((5, 3, 3, 2))
+    expected = reference(np.ascontiguousarray(X), w, None, None, ((0, 0), (0, 0)), (1, 1), 1)
+    close(conv_forward(X, w), expected)
+    close(conv_forward(X, w, stride=2, dilation=(2, 1)), reference(
+        np.ascontiguousarray(X), w, None, None, ((0, 0), (0, 0)), (2, 1), 1, stride=(2, 2)))
