@@ -240,21 +240,27 @@ class _Columns:
         self.pads, self.strides, self.dilations, self.ow = pads, strides, dilations, ow
         self.rows = (X.shape[1] // groups) * kernel_hw[0] * kernel_hw[1]
         self.scratch, self.whole = scratch, whole  # whole: image_windows(X, ...) when chunks are whole images
+        self.shape = None  # (images, output rows) of the chunks the views below are laid out for
 
     def __call__(self, chunk) -> np.ndarray:
         n0, n1, r0, r1 = chunk
-        n, pixels = n1 - n0, (r1 - r0) * self.ow
-        height = self.rows + self.ones
-        cols = self.scratch(n * self.groups * height * pixels, "cols").reshape(n, self.groups, height, pixels)
-        if self.ones:  # every chunk: the buffer may be fresh memory, or another chunk's layout (one row per group)
-            cols[:, :, -1] = 1.0
-        cg = self.X.shape[1] // self.groups
-        windows = cols[:, :, : self.rows].reshape((n, self.groups, cg) + self.kernel_hw + (r1 - r0, self.ow))
+        if (n1 - n0, r1 - r0) != self.shape:
+            self._lay_out(n1 - n0, r1 - r0)
         if self.whole is not None and (r0, r1) == (0, self.whole.shape[-2]):
-            windows[...] = self.whole[n0:n1]
+            self.windows[...] = self.whole[n0:n1]
         else:
-            _fill(windows, self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
-        return cols
+            _fill(self.windows, self.X, chunk, self.kernel_hw, self.pads, self.strides, self.dilations)
+        return self.cols
+
+    def _lay_out(self, n: int, rows: int) -> None:
+        """The buffer's views for chunks of ``n`` images and ``rows`` output rows (and its bias row of ones)."""
+        self.shape, height = (n, rows), self.rows + self.ones
+        self.cols = self.windows = None  # an outsize (unkept) buffer goes before the next is made
+        self.cols = self.scratch(n * self.groups * height * rows * self.ow, "cols").reshape(n, self.groups, height, -1)
+        if self.ones:  # for every layout: the buffer may be fresh memory, or another layout's (one row per group)
+            self.cols[:, :, -1] = 1.0
+        cg = self.X.shape[1] // self.groups
+        self.windows = self.cols[:, :, : self.rows].reshape((n, self.groups, cg) + self.kernel_hw + (rows, self.ow))
 
 
 def _by_group(a: np.ndarray, chunk, groups: int) -> np.ndarray:
