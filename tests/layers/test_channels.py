@@ -198,7 +198,6 @@ def test_chunked_and_threaded_paths_give_the_same_numbers(monkeypatch):
             close(grads["b"], db_s)
 
 
-
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 300), st.integers(1, 40), st.integers(1, 4))
 def test_chunks_of_whole_images_are_shared_evenly_among_the_threads(n, per_chunk, threads):
@@ -223,6 +222,7 @@ def test_64_images_at_7_a_chunk_make_16_chunks_of_4_on_two_threads(monkeypatch):
     monkeypatch.setattr(_channels, "THREADS", 2)
     assert [n1 - n0 for n0, n1, *_ in _channels.chunks(64, (2, 3), 5, images_budget=7 * 30)] == [4] * 16
     assert [n1 - n0 for n0, n1, *_ in _channels.chunks(7, (2, 3), 5, images_budget=2 * 30)] == [2, 2, 2, 1]
+
 
 def test_more_kernels_than_channels_uses_the_scatter_and_agrees():
     rng = np.random.default_rng(9)
