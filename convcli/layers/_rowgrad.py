@@ -157,7 +157,7 @@ class _Buffers:
         self.products = scratch(nn * groups * height * kg * fw, "products").reshape(nn, groups, height, kg * fw)
 
     def shift(self, dA: np.ndarray) -> np.ndarray:
-        """``shifted[m, g, (k, j), y*Wp + v] = dA[m, g*K/g + k, y, v - j*dwid]``, zero off the row: ``(n, g, K/g*Fw, P)``.
+        """``shifted[m, g, (k, j), y*Wp + v] = dA[m, g*K/g + k, y, v - j*dwid]`` (0 off the row), ``(n, g, K/g*Fw, P)``.
 
         ``dA`` (the chunk's) is laid out in lines of ``Wp`` after ``lead =
         (Fw-1)*dwid`` zeros; row ``j`` is then the line read from ``lead -
