@@ -6,11 +6,12 @@
 
 Each target runs convcli and its reference alternately, several rounds (each
 side's turn a warm-up call, then the timed ones), and compares the best time
-of each (the least disturbed by other work on the machine).  The table is printed as Markdown; the exit status is 1 when a target
-is missed, 0 otherwise.  A target whose reference is missing (no OpenCV --
-``pip install opencv-python-headless``, a benchmark-only dependency -- no
-ImageMagick, no Fashion-MNIST) is reported as skipped, with the reason, and
-does not fail the run.
+of each (the least disturbed by other work on the machine).  The table is
+printed as Markdown; the exit status is 1 when a target is missed, 0
+otherwise.  A target whose reference is missing (no OpenCV -- ``pip install
+opencv-python-headless``, a benchmark-only dependency -- no ImageMagick, no
+Fashion-MNIST) is reported as skipped, with the reason, and does not fail the
+run.
 
 Targets of issue #6 (first round):
 

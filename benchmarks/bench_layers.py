@@ -121,10 +121,10 @@ def pool_case(torch):
 def measure(cases, rounds: int, passes: int) -> list:
     """``(label, convcli s, torch s, goal, diff)`` per case: the best of ``rounds`` rounds over ``passes`` passes."""
     best = [[float("inf"), float("inf")] for _ in cases]
-    per_pass = -(-rounds // passes)
-    for _ in range(passes):
+    for p in range(passes):
+        share = rounds // passes + (p < rounds % passes)  # the rounds split exactly: `rounds` in all
         for times, (_, ours, theirs, _, _) in zip(best, cases):
-            mine, ref = best_of(per_pass, ours, theirs, candidate_runs=TIMED, reference_runs=TIMED, freeze=True)
+            mine, ref = best_of(share, ours, theirs, candidate_runs=TIMED, reference_runs=TIMED, freeze=True)
             times[0], times[1] = min(times[0], mine), min(times[1], ref)
     return [(label, mine, ref, goal, diff) for (mine, ref), (label, _, _, goal, diff) in zip(best, cases)]
 
@@ -133,8 +133,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=11, help="alternating rounds per target (default 11)")
     parser.add_argument("--threads", type=int, default=2, help="threads for each side (default 2)")
-    parser.add_argument("--passes", type=int, default=3, help="passes through all targets sharing the rounds (default 3)")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="passes through all targets sharing the rounds (default 3)")
     args = parser.parse_args(argv)
+    passes = max(1, min(args.passes, args.repeat))  # a pass has at least one round
     try:
         import torch
     except ImportError:
@@ -148,7 +150,8 @@ def main(argv=None) -> int:
     print(
         f"numpy {np.__version__}, torch {torch.__version__}, Python {sys.version.split()[0]}, "
         f"{os.cpu_count()} CPUs, {args.threads} threads each side, float64, load average {load:.2f}, "
-        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; best of {args.repeat} alternating rounds in {args.passes} passes\n",
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
+        f"best of {args.repeat} alternating rounds in {passes} passes\n",
         flush=True,
     )
     cases = conv_cases(torch, (8, 64, 56, 56), (64, 64, 3, 3), 1, True,
@@ -156,7 +159,7 @@ def main(argv=None) -> int:
     cases += conv_cases(torch, (64, 3, 32, 32), (16, 3, 5, 5), 0, False,
                         ("3. conv fwd (64,3,32,32)x(16,3,5,5)", "4. conv fwd + bwd (dX, dw), same"))
     cases += pool_case(torch)
-    rows = measure(cases, args.repeat, max(1, min(args.passes, args.repeat)))
+    rows = measure(cases, args.repeat, passes)
     print("| target | convcli | torch | ratio | goal | met | max rel. diff |")
     print("|---|---|---|---|---|---|---|")
     missed = False
